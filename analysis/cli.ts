@@ -1,0 +1,26 @@
+import { Command, CommanderError } from "commander";
+import { demoCommand } from "./command-demo";
+
+/**
+ * The `petra` command line. Each command lives in its own `command-<name>.ts` and exports a
+ * function that builds a commander Command; register it here.
+ */
+export function buildCli(): Command {
+  const program = new Command("petra")
+    .description("PETra privacy lab: run the PETra energy market, switch privacy defences, attack and measure.")
+    .showHelpAfterError()
+    .exitOverride();
+  program.addCommand(demoCommand());
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    // commander already printed help or the usage error
+    if (e instanceof CommanderError) return e.exitCode;
+    throw e;
+  }
+}
