@@ -7,7 +7,11 @@ export function withOut(cmd: Command, defaultDir: string): Command {
 }
 
 export function withScenario(cmd: Command, defaultScenario: string): Command {
-  return cmd.option("--scenario <name|file>", "scenario name (see scenarios/) or path to a scenario JSON file", defaultScenario);
+  return cmd.option(
+    "--scenario <name|file>",
+    "scenario name (see scenarios/) or path to a scenario JSON file",
+    defaultScenario,
+  );
 }
 
 export function withSeed(cmd: Command): Command {
@@ -25,7 +29,8 @@ export function parseSeed(value: string): number {
 export function parsePositiveInt(name: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
     return n;
   };
 }

@@ -72,7 +72,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoStep[]> {
 
   await depositAll(market, producer, "producer", record);
   await depositAll(market, consumer, "consumer", record);
-  log(`  balances after deposits: producer ${await market.financialBalance(pAddr)}, consumer ${await market.financialBalance(cAddr)}`);
+  log(
+    `  balances after deposits: producer ${await market.financialBalance(pAddr)}, consumer ${await market.financialBalance(cAddr)}`,
+  );
 
   if (opts.outDir) {
     fs.mkdirSync(opts.outDir, { recursive: true });
@@ -94,7 +96,8 @@ async function depositAll(
   const count = Number(await market.assetCount());
   for (let id = 0; id < count; id++) {
     const [owner, powerW, start, end] = await market.energyAsset(id);
-    if (owner === addr) await record(`${name} deposits asset ${id} (${powerW} W, ${start}-${end})`, m.depositEnergyAsset(id));
+    if (owner === addr)
+      await record(`${name} deposits asset ${id} (${powerW} W, ${start}-${end})`, m.depositEnergyAsset(id));
   }
   const balance = await market.financialBalance(addr);
   if (balance > 0n) await record(`${name} deposits ${balance} money units`, m.depositFinancial(balance));

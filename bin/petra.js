@@ -24,8 +24,8 @@ async function run() {
 run().then(
   (code) => process.exit(code ?? 0),
   (err) => {
-    const detail = err && err.code ? ` [${err.code}]` : "";
-    console.error(`petra: ${err && err.message ? err.message : err}${detail}`);
+    const detail = err?.code ? ` [${err.code}]` : "";
+    console.error(`petra: ${err?.message ?? err}${detail}`);
     if (process.env.PETRA_DEBUG) console.error(err);
     process.exit(1);
   },

@@ -1,0 +1,188 @@
+/**
+ * Rebuilds the complete EnergyMarket state (every asset, offer and balance) from its events alone.
+ * This is what an observer who reads only the chain's logs knows; the contract is designed so that
+ * nothing else is needed (a trade announces every new part with AssetSplit).
+ */
+
+export type MarketEvent =
+  | { name: "AssetAdded"; anonAddress: string; assetID: bigint; powerW: bigint; start: bigint; end: bigint }
+  | { name: "FinancialAdded"; anonAddress: string; amount: bigint }
+  | { name: "OfferPosted"; offerID: bigint; assetID: bigint; priceMicroPerWInterval: bigint }
+  | { name: "OfferRescinded"; offerID: bigint }
+  | { name: "OfferAccepted"; offerID: bigint; assetID: bigint; payment: bigint }
+  | {
+      name: "AssetSplit";
+      parentID: bigint;
+      assetID: bigint;
+      owner: string;
+      powerW: bigint;
+      start: bigint;
+      end: bigint;
+    }
+  | { name: "AssetDeposited"; anonAddress: string; assetID: bigint }
+  | { name: "FinancialDeposited"; anonAddress: string; amount: bigint }
+  | { name: "MinterSet"; minter: string; allowed: boolean };
+
+export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
+
+export interface ReplayedAsset {
+  owner: string;
+  powerW: bigint;
+  start: bigint;
+  end: bigint;
+  locked: boolean;
+}
+
+export type ReplayedOfferState = "Open" | "Rescinded" | "Accepted";
+
+export interface ReplayedOffer {
+  poster: string;
+  assetID: bigint;
+  priceMicroPerWInterval: bigint;
+  state: ReplayedOfferState;
+}
+
+export interface MarketState {
+  assets: Map<bigint, ReplayedAsset>;
+  offers: Map<bigint, ReplayedOffer>;
+  balances: Map<string, bigint>;
+}
+
+/** price x |power| x intervals: what a bid locks and what a trade pays, as the contract computes it. */
+export function costOf(priceMicroPerWInterval: bigint, powerW: bigint, start: bigint, end: bigint): bigint {
+  const abs = powerW < 0n ? -powerW : powerW;
+  return priceMicroPerWInterval * abs * (end - start + 1n);
+}
+
+export function emptyMarketState(): MarketState {
+  return { assets: new Map(), offers: new Map(), balances: new Map() };
+}
+
+/** Applies events in chain order (block, then log index). Throws on an event that contradicts the state. */
+export function replayMarket(events: Iterable<MarketEvent>, state: MarketState = emptyMarketState()): MarketState {
+  const asset = (id: bigint): ReplayedAsset => {
+    const a = state.assets.get(id);
+    if (!a) throw new Error(`market replay: event refers to unknown asset ${id}`);
+    return a;
+  };
+  const offer = (id: bigint): ReplayedOffer => {
+    const o = state.offers.get(id);
+    if (!o) throw new Error(`market replay: event refers to unknown offer ${id}`);
+    return o;
+  };
+  const add = (who: string, amount: bigint) => state.balances.set(who, (state.balances.get(who) ?? 0n) + amount);
+
+  for (const ev of events) {
+    switch (ev.name) {
+      case "AssetAdded":
+        state.assets.set(ev.assetID, {
+          owner: ev.anonAddress,
+          powerW: ev.powerW,
+          start: ev.start,
+          end: ev.end,
+          locked: false,
+        });
+        break;
+      case "AssetSplit":
+        state.assets.set(ev.assetID, {
+          owner: ev.owner,
+          powerW: ev.powerW,
+          start: ev.start,
+          end: ev.end,
+          locked: false,
+        });
+        break;
+      case "FinancialAdded":
+        add(ev.anonAddress, ev.amount);
+        break;
+      case "FinancialDeposited":
+        add(ev.anonAddress, -ev.amount);
+        break;
+      case "OfferPosted": {
+        const a = asset(ev.assetID);
+        a.locked = true;
+        state.offers.set(ev.offerID, {
+          poster: a.owner,
+          assetID: ev.assetID,
+          priceMicroPerWInterval: ev.priceMicroPerWInterval,
+          state: "Open",
+        });
+        if (a.powerW < 0n) add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        break;
+      }
+      case "OfferRescinded": {
+        const o = offer(ev.offerID);
+        const a = asset(o.assetID);
+        o.state = "Rescinded";
+        a.locked = false;
+        if (a.powerW < 0n) add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        break;
+      }
+      case "OfferAccepted": {
+        const o = offer(ev.offerID);
+        const a = asset(o.assetID);
+        const b = asset(ev.assetID);
+        o.state = "Accepted";
+        if (a.powerW > 0n) {
+          add(b.owner, -ev.payment);
+          add(o.poster, ev.payment);
+        } else {
+          add(b.owner, ev.payment);
+          add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
+        }
+        a.owner = ZERO_ADDRESS;
+        a.locked = false;
+        b.owner = ZERO_ADDRESS;
+        break;
+      }
+      case "AssetDeposited":
+        asset(ev.assetID).owner = ZERO_ADDRESS;
+        break;
+      case "MinterSet":
+        break;
+      default: {
+        const unreachable: never = ev;
+        throw new Error(`market replay: unhandled event ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+  return state;
+}
+
+/** Converts one parsed EnergyMarket log (ethers LogDescription) into a MarketEvent; undefined for other logs. */
+export function toMarketEvent(parsed: { name: string; args: ReadonlyArray<unknown> } | null): MarketEvent | undefined {
+  if (!parsed) return undefined;
+  const a = parsed.args as ReadonlyArray<never>;
+  const big = (i: number): bigint => BigInt(a[i]);
+  const addr = (i: number): string => String(a[i]);
+  switch (parsed.name) {
+    case "AssetAdded":
+      return { name: "AssetAdded", anonAddress: addr(0), assetID: big(1), powerW: big(2), start: big(3), end: big(4) };
+    case "AssetSplit":
+      return {
+        name: "AssetSplit",
+        parentID: big(0),
+        assetID: big(1),
+        owner: addr(2),
+        powerW: big(3),
+        start: big(4),
+        end: big(5),
+      };
+    case "FinancialAdded":
+      return { name: "FinancialAdded", anonAddress: addr(0), amount: big(1) };
+    case "FinancialDeposited":
+      return { name: "FinancialDeposited", anonAddress: addr(0), amount: big(1) };
+    case "OfferPosted":
+      return { name: "OfferPosted", offerID: big(0), assetID: big(1), priceMicroPerWInterval: big(2) };
+    case "OfferRescinded":
+      return { name: "OfferRescinded", offerID: big(0) };
+    case "OfferAccepted":
+      return { name: "OfferAccepted", offerID: big(0), assetID: big(1), payment: big(2) };
+    case "AssetDeposited":
+      return { name: "AssetDeposited", anonAddress: addr(0), assetID: big(1) };
+    case "MinterSet":
+      return { name: "MinterSet", minter: addr(0), allowed: Boolean(a[1]) };
+    default:
+      return undefined;
+  }
+}
