@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { benchAttacks } from "./bench-attacks";
 import { batchMintFormula, measureGasSnapshot, snapshotMarkdown, writeSnapshot } from "./gas-snapshot";
 
 /**
@@ -19,6 +20,28 @@ async function main(): Promise<void> {
     path.join(outDir, "gas.json"),
     `${JSON.stringify({ network: "hardhat (in-process, EDR)", snapshot: gas, addEnergyAssetsFormula: formula }, null, 2)}\n`,
   );
+
+  // attack throughput: a synthetic day of 100 and 1,000 households (goal: 1,000 in <= 60 s)
+  const attacks = [100, 1000].map((households) => benchAttacks({ households, intervals: 96, seed: 1 }));
+  for (const a of attacks) {
+    console.log(
+      `attacks: ${a.households} households x ${a.intervals} intervals, ${a.events} events: median ${a.medianSeconds.toFixed(2)} s (${Math.round(a.eventsPerSecond)} events/s)`,
+    );
+  }
+  fs.writeFileSync(
+    path.join(outDir, "attacks.json"),
+    `${JSON.stringify({ machine: machine(), results: attacks }, null, 2)}\n`,
+  );
+}
+
+function machine(): Record<string, unknown> {
+  const os = require("node:os") as typeof import("node:os");
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
 }
 
 main().then(

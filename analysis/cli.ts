@@ -1,5 +1,7 @@
 import { Command, CommanderError } from "commander";
+import { attackCommand } from "./command-attack";
 import { demoCommand } from "./command-demo";
+import { liveCommand } from "./command-live";
 
 /**
  * The `petra` command line. Each command lives in its own `command-<name>.ts` and exports a
@@ -11,6 +13,8 @@ export function buildCli(): Command {
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(demoCommand());
+  program.addCommand(liveCommand());
+  program.addCommand(attackCommand());
   return program;
 }
 

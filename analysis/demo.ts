@@ -24,9 +24,9 @@ export function intervalOf(hours: number, minutes: number): number {
 
 /**
  * A small end-to-end PETra market: the DSO mints, a producer asks, a consumer accepts with a
- * partial overlap in time and power, and both deposit everything back. Returns each step's gas.
+ * partial overlap in time and power, and both deposit everything back. Returns the market and each step's gas.
  */
-export async function runDemo(opts: DemoOptions): Promise<DemoStep[]> {
+export async function runDemo(opts: DemoOptions): Promise<{ market: string; steps: DemoStep[] }> {
   const log = opts.log ?? (() => {});
   const [dso, producer, consumer] = opts.signers;
   const [pAddr, cAddr] = await Promise.all([producer.getAddress(), consumer.getAddress()]);
@@ -82,7 +82,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoStep[]> {
     fs.writeFileSync(file, `${JSON.stringify({ market: await market.getAddress(), steps }, null, 2)}\n`);
     log(`  wrote ${file}`);
   }
-  return steps;
+  return { market: await market.getAddress(), steps };
 }
 
 async function depositAll(

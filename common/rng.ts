@@ -16,6 +16,8 @@ export interface Rng {
   normal(mean?: number, sd?: number): number;
   /** One element, uniformly. */
   pick<T>(items: readonly T[]): T;
+  /** A uniformly shuffled copy (Fisher-Yates). */
+  shuffle<T>(items: readonly T[]): T[];
   /** An independent stream derived from this seed and a label (e.g. a household id). */
   fork(label: string): Rng;
 }
@@ -82,6 +84,14 @@ export function createRng(seed: number): Rng {
     pick: (items) => {
       if (items.length === 0) throw new RangeError("pick: items is empty");
       return items[Math.floor(next() * items.length)] as (typeof items)[number];
+    },
+    shuffle: (items) => {
+      const out = [...items];
+      for (let i = out.length - 1; i > 0; i--) {
+        const j = Math.floor(next() * (i + 1));
+        [out[i], out[j]] = [out[j] as (typeof out)[number], out[i] as (typeof out)[number]];
+      }
+      return out;
     },
     fork: (label) => createRng((seed ^ hashLabel(label)) >>> 0),
   };

@@ -1,23 +1,8 @@
-import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { promisify } from "node:util";
 import { expect } from "chai";
-
-const run = promisify(execFile);
-const PETRA = path.join(__dirname, "..", "..", "bin", "petra.js");
-
-/** Runs the real `petra` entry point in a child process, as a user would. */
-async function petra(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [PETRA, ...args], { cwd: os.tmpdir(), timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+import { petra } from "../fixtures/petra-cli";
 
 describe("cli # petra", function () {
   this.timeout(180_000);

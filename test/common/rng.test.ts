@@ -39,6 +39,14 @@ describe("rng # createRng", () => {
     expect(g / n).to.be.closeTo(10, 0.05);
   });
 
+  it("shuffles into a permutation, reproducibly", () => {
+    const items = [1, 2, 3, 4, 5, 6, 7, 8];
+    const a = createRng(5).shuffle(items);
+    expect([...a].sort()).to.deep.equal(items);
+    expect(createRng(5).shuffle(items)).to.deep.equal(a);
+    expect(a).to.not.deep.equal(items);
+  });
+
   it("rejects a seed outside [0, 2^32)", () => {
     expect(() => createRng(-1)).to.throw(RangeError, /seed/);
     expect(() => createRng(1.5)).to.throw(RangeError, /seed/);

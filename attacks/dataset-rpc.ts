@@ -1,0 +1,156 @@
+import { JsonRpcProvider, type Log } from "ethers";
+import { PetraError } from "../common/errors";
+import { EnergyMarket__factory } from "../typechain-types";
+import { type Dataset, type EventRecord, emptyDataset, sortDataset, type TxRecord } from "./dataset";
+import { toMarketEvent } from "./market-replay";
+
+export interface RpcDatasetOptions {
+  /** JSON-RPC endpoint of any Ethereum node (hardhat node, anvil, geth, a testnet). */
+  rpcUrl: string;
+  /** The EnergyMarket contract. */
+  market: string;
+  /** First block to read; default 0. */
+  fromBlock?: number;
+  /** Last block to read; default the latest. */
+  toBlock?: number;
+  /** Blocks per eth_getLogs call; nodes cap log ranges. Default 2,000. */
+  logChunkBlocks?: number;
+  /** Requests in flight at once while reading blocks and receipts. Default 8. */
+  concurrency?: number;
+}
+
+/**
+ * Reads the ledger of a PETra market straight from a JSON-RPC node: every transaction in the block
+ * range (plain value transfers too: they are the gas-funding graph) and every market event. This is
+ * exactly what any chain observer can do; it needs no access to the agents or the run directory.
+ */
+export async function readDatasetFromRpc(opts: RpcDatasetOptions): Promise<Dataset> {
+  const provider = new JsonRpcProvider(opts.rpcUrl, undefined, { batchMaxCount: 1 });
+  try {
+    return await read(provider, opts);
+  } catch (e) {
+    if (e instanceof PetraError) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === "ECONNREFUSED" || code === "NETWORK_ERROR" || /ECONNREFUSED|fetch failed/.test(String(e))) {
+      throw new PetraError(
+        "RPC_UNAVAILABLE",
+        `cannot reach the JSON-RPC node at ${opts.rpcUrl}`,
+        { rpcUrl: opts.rpcUrl },
+        { cause: e },
+      );
+    }
+    throw e;
+  } finally {
+    provider.destroy();
+  }
+}
+
+async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise<Dataset> {
+  const network = await withTimeout(provider.getNetwork(), 10_000, opts.rpcUrl);
+  const latest = await provider.getBlockNumber();
+  const fromBlock = opts.fromBlock ?? 0;
+  const toBlock = opts.toBlock ?? latest;
+  if (fromBlock > toBlock) {
+    throw new PetraError("INVALID_ARGUMENT", `fromBlock: ${fromBlock} is after toBlock ${toBlock}`, {
+      fromBlock,
+      toBlock,
+    });
+  }
+  if ((await provider.getCode(opts.market)) === "0x") {
+    throw new PetraError("LEDGER_UNREADABLE", `market: no contract at ${opts.market} on ${opts.rpcUrl}`, {
+      market: opts.market,
+    });
+  }
+  const market = EnergyMarket__factory.connect(opts.market, provider);
+  const ds = emptyDataset({
+    kind: "header",
+    version: 1,
+    chainId: Number(network.chainId),
+    fromBlock,
+    toBlock,
+    contracts: { market: opts.market },
+    dso: await market.dso(),
+  });
+
+  const timestamps = new Map<number, number>();
+  const blockNumbers = Array.from({ length: toBlock - fromBlock + 1 }, (_, i) => fromBlock + i);
+  await inParallel(blockNumbers, opts.concurrency ?? 8, async (n) => {
+    const block = await provider.getBlock(n, true);
+    if (!block) throw new PetraError("LEDGER_UNREADABLE", `block ${n}: the node returned nothing`, { block: n });
+    timestamps.set(n, block.timestamp);
+    for (const tx of block.prefetchedTransactions) {
+      const receipt = await provider.getTransactionReceipt(tx.hash);
+      const record: TxRecord = {
+        kind: "tx",
+        hash: tx.hash,
+        from: tx.from,
+        to: tx.to,
+        valueWei: tx.value,
+        gasPriceWei: receipt?.gasPrice ?? tx.gasPrice ?? 0n,
+        gasUsed: receipt?.gasUsed ?? 0n,
+        blockNumber: n,
+        timestamp: block.timestamp,
+        nonce: tx.nonce,
+        status: receipt?.status ?? 0,
+        selector: tx.data.length >= 10 ? tx.data.slice(0, 10) : "0x",
+      };
+      ds.transactions.push(record);
+    }
+  });
+
+  const chunk = opts.logChunkBlocks ?? 2_000;
+  for (let start = fromBlock; start <= toBlock; start += chunk) {
+    const logs: Log[] = await provider.getLogs({
+      address: opts.market,
+      fromBlock: start,
+      toBlock: Math.min(toBlock, start + chunk - 1),
+    });
+    for (const log of logs) {
+      const event = toMarketEvent(market.interface.parseLog(log));
+      if (!event) continue;
+      const record: EventRecord = {
+        kind: "event",
+        contract: "market",
+        blockNumber: log.blockNumber,
+        logIndex: log.index,
+        txHash: log.transactionHash,
+        timestamp: timestamps.get(log.blockNumber) ?? 0,
+        event,
+      };
+      ds.events.push(record);
+    }
+  }
+  sortDataset(ds);
+  return ds;
+}
+
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, rpcUrl: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new PetraError("RPC_UNAVAILABLE", `the JSON-RPC node at ${rpcUrl} did not answer within ${ms} ms`, {
+            rpcUrl,
+          }),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
