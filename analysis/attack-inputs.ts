@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { aggregateRuns } from "../attacks/aggregate";
 import { type AttackResult, runAttack, writeAttackOutputs } from "../attacks/attack-runner";
 import { type Dataset, parseDataset, readDataset, sortDataset, writeDataset } from "../attacks/dataset";
 import { readDatasetFromRpc } from "../attacks/dataset-rpc";
@@ -9,37 +10,86 @@ import { HEURISTIC_NAMES } from "../attacks/heuristics";
 import { PetraError } from "../common/errors";
 
 export interface AttackCommandOptions {
-  run?: string;
+  run?: string[];
   rpc?: string;
   market?: string;
   fromBlock?: number;
   toBlock?: number;
   observer?: string;
   dsoView?: string;
-  truth?: string;
+  truth?: string[];
   heuristics?: string;
   without?: string;
   threshold: number;
 }
 
-/** Resolves the attack command's inputs (validating each), runs the attack and writes its outputs. */
-export async function attacksFromOptions(
-  opts: AttackCommandOptions,
-  outDir: string,
-): Promise<{ result: AttackResult; files: string[]; dataset: Dataset }> {
-  if (Boolean(opts.run) === Boolean(opts.rpc)) {
+export interface AttackOutcome {
+  result: AttackResult;
+  files: string[];
+  dataset: Dataset;
+}
+
+/**
+ * Resolves the attack command's inputs (validating each), runs the attack and writes its outputs.
+ * Several --run directories (e.g. one per seed) are attacked one by one into subdirectories, and
+ * attack-summary.json gives every metric's mean and 95% interval across them.
+ */
+export async function attacksFromOptions(opts: AttackCommandOptions, outDir: string): Promise<AttackOutcome[]> {
+  const runs = opts.run ?? [];
+  if (runs.length > 0 === Boolean(opts.rpc)) {
     throw new PetraError("INVALID_ARGUMENT", "attack: give exactly one of --run DIR or --rpc URL");
   }
+  const truths = opts.truth ?? [];
+  const inputs: Array<string | undefined> = runs.length > 0 ? runs : [undefined];
+  if (truths.length > 0 && truths.length !== inputs.length) {
+    throw new PetraError("INVALID_ARGUMENT", `--truth: give one per --run (${inputs.length}), got ${truths.length}`);
+  }
+  if (inputs.length === 1) return [await attackOne(opts, inputs[0], truths[0], outDir)];
+
+  const outcomes: AttackOutcome[] = [];
+  const names = new Set<string>();
+  for (const [i, run] of runs.entries()) {
+    let name = path.basename(path.resolve(run));
+    if (names.has(name)) name = `${name}-${i}`;
+    names.add(name);
+    outcomes.push(await attackOne(opts, run, truths[i], path.join(outDir, name)));
+  }
+  const summary = {
+    runs: runs.map((run) => ({ run: path.resolve(run), seed: seedOf(run) })),
+    metrics: aggregateRuns(outcomes.map((o) => o.result.scores ?? {})),
+  };
+  const file = path.join(outDir, "attack-summary.json");
+  fs.writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
+  outcomes[outcomes.length - 1]?.files.push(file);
+  return outcomes;
+}
+
+/** The seed a run directory was made with, from its config.json where it has one. */
+function seedOf(run: string): number | null {
+  try {
+    const seed = JSON.parse(fs.readFileSync(path.join(run, "config.json"), "utf8")).seed;
+    return typeof seed === "number" ? seed : null;
+  } catch {
+    return null;
+  }
+}
+
+async function attackOne(
+  opts: AttackCommandOptions,
+  run: string | undefined,
+  truthFile: string | undefined,
+  outDir: string,
+): Promise<AttackOutcome> {
   let dataset: Dataset;
   let source: Record<string, unknown>;
-  if (opts.run) {
-    const ledger = path.join(opts.run, "ledger.jsonl");
+  if (run) {
+    const ledger = path.join(run, "ledger.jsonl");
     if (!fs.existsSync(ledger))
       throw new PetraError("LEDGER_UNREADABLE", `--run: ${ledger} does not exist`, { ledger });
     dataset = readDataset(ledger);
-    const observer = path.join(opts.run, "observer.jsonl");
+    const observer = path.join(run, "observer.jsonl");
     if (!opts.observer && fs.existsSync(observer)) addObserver(dataset, observer);
-    source = { run: path.resolve(opts.run) };
+    source = { run: path.resolve(run) };
   } else {
     if (!opts.market) throw new PetraError("INVALID_ARGUMENT", "--market: required with --rpc");
     dataset = await readDatasetFromRpc({
@@ -61,14 +111,14 @@ export async function attacksFromOptions(
 
   const heuristics = selectHeuristics(opts.heuristics, opts.without);
   const dsoView = opts.dsoView ? readDsoView(opts.dsoView) : undefined;
-  const truth = opts.truth ? readGroundTruth(opts.truth) : undefined;
+  const truth = truthFile ? readGroundTruth(truthFile) : undefined;
   const result = runAttack(dataset, {
     heuristics,
     threshold: opts.threshold,
     knowledge: dsoView ? { dsoView } : {},
     truth,
   });
-  const files = writeAttackOutputs(outDir, result, { source, truth: opts.truth ? path.resolve(opts.truth) : null });
+  const files = writeAttackOutputs(outDir, result, { source, truth: truthFile ? path.resolve(truthFile) : null });
   return { result, files, dataset };
 }
 

@@ -58,6 +58,19 @@ describe("cli # petra attack", function () {
     expect(report.scores.combined.linkage.recall).to.be.lessThan(1);
   });
 
+  it("attacks several runs and summarises each metric with a 95% interval", async () => {
+    const out = path.join(dir, "out-many");
+    const r = await petra("attack", "--run", run, run, "--truth", truthFile, truthFile, "--out", out);
+    expect(r.code, r.stderr).to.equal(0);
+    const summary = JSON.parse(fs.readFileSync(path.join(out, "attack-summary.json"), "utf8"));
+    expect(summary.runs).to.have.length(2);
+    expect(summary.metrics["combined.linkage.ari"]).to.deep.equal({ n: 2, mean: 1, sd: 0, ci95: [1, 1] });
+    expect(fs.existsSync(path.join(out, "run", "attack.json"))).to.equal(true);
+    expect(fs.existsSync(path.join(out, "run-1", "attack.json"))).to.equal(true);
+    const mismatched = await petra("attack", "--run", run, run, "--truth", truthFile, "--out", out);
+    expect(mismatched.stderr).to.match(/--truth: give one per --run \(2\), got 1/);
+  });
+
   it("gives a clear error for a ledger it cannot read and for bad options", async () => {
     const broken = path.join(dir, "broken");
     fs.mkdirSync(broken);
