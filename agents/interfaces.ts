@@ -20,6 +20,14 @@ export interface Clock {
   schedule(atMs: number, fn: () => void): Cancel;
 }
 
+/** Options a transport applies to the JSON-RPC providers it builds. */
+export interface JsonRpcProviderOptions {
+  /** Known chain id: saves an eth_chainId round trip per request (ethers' staticNetwork). */
+  chainId?: number;
+  /** How often ethers polls for receipts and blocks, in ms. Default 4000 in ethers; agents want less. */
+  pollingIntervalMs?: number;
+}
+
 /** How an agent's bytes leave it. `identity` is the pseudonym (or household) the traffic belongs to. */
 export interface Transport {
   readonly kind: "direct" | "tor";
@@ -27,13 +35,30 @@ export interface Transport {
    * A JSON-RPC provider whose requests leave as `identity`: from the household's own loopback
    * source address in direct mode, over a circuit of its own in Tor mode.
    */
-  jsonRpcProvider(url: string, identity: string): JsonRpcProvider;
+  jsonRpcProvider(url: string, identity: string, options?: JsonRpcProviderOptions): JsonRpcProvider;
   /**
    * The endpoint string to hand to a ZeroMQ socket's connect() so that the connection leaves as
    * `identity` (e.g. "tcp://127.0.0.7:0;127.0.0.1:5555" binds the source address in direct mode).
    */
   zmqEndpoint(endpoint: string, identity: string): string;
   close(): Promise<void>;
+}
+
+/** A log as the node returned it: enough to parse with the market's ABI and to order by. */
+export interface ChainLog {
+  blockNumber: number;
+  logIndex: number;
+  transactionHash: string;
+  topics: string[];
+  data: string;
+}
+
+/** Options of Chain.watchMarketLogs. */
+export interface WatchOptions {
+  /** First block whose logs are delivered. */
+  fromBlock: number;
+  /** Called when a poll fails; the watch keeps polling. Default: ignore. */
+  onError?: (error: unknown) => void;
 }
 
 /** The market as an agent sees it. */
@@ -43,4 +68,15 @@ export interface Chain {
   readonly provider: JsonRpcProvider;
   /** The market bound to `signer`; its transactions leave through the agent's transport. */
   market(signer: Signer): EnergyMarket;
+  /**
+   * A signer for `privateKey` on this chain. Its sends are serialised and numbered from a nonce
+   * counter of its own, so that concurrent sends from one agent never reuse or skip a nonce
+   * (ethers' own cache and NonceManager do both against a local node).
+   */
+  signer(privateKey: string): Signer;
+  /**
+   * Delivers every market log from `fromBlock` on, in chain order, through a node-side log filter
+   * (eth_newFilter / eth_getFilterChanges, as the paper's agents polled). Handlers run one at a time.
+   */
+  watchMarketLogs(opts: WatchOptions, onLogs: (logs: ChainLog[]) => void | Promise<void>): Cancel;
 }

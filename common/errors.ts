@@ -16,7 +16,10 @@ export type PetraErrorCode =
   | "PROOF_INVALID"
   | "NOTE_INVALID"
   | "CIRCUIT_BUILD_FAILED"
-  | "LEDGER_UNREADABLE";
+  | "LEDGER_UNREADABLE"
+  | "DSO_UNAVAILABLE"
+  | "ACCOUNT_BOOK_MISMATCH"
+  | "WITNESS_INVALID";
 
 export class PetraError extends Error {
   override readonly name = "PetraError";

@@ -1,0 +1,137 @@
+/**
+ * A TCP proxy in front of an endpoint (the JSON-RPC node) that records, per connection, the
+ * source address, port, times and byte counts: what an adversary operating or watching the node
+ * sees at the network level. The log is JSONL so the network-level attack reads it without
+ * importing anything from here. In direct mode each household leaves from its own 127.0.0.x, so
+ * the log links requests to households; in Tor mode it shows only the exits' addresses.
+ *
+ * Times come from an injected clock (wall time by default: in live mode the observation IS the
+ * wall clock) so runs can be replayed.
+ */
+import { appendFileSync, mkdirSync } from "node:fs";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { dirname } from "node:path";
+import { check } from "../common/errors";
+import { pipeWithDelay } from "./delay-proxy";
+
+export interface ObservedConnection {
+  kind: "connection";
+  /** Where the observer sits, e.g. "rpc". */
+  observer: string;
+  sourceAddress: string;
+  sourcePort: number;
+  target: string;
+  openedAtMs: number;
+  closedAtMs: number;
+  bytesFromSource: number;
+  bytesToSource: number;
+}
+
+export interface NetworkObserverOptions {
+  /** Label written into every record. Default "rpc". */
+  name?: string;
+  /** Default "127.0.0.1", port 0 (a free one). */
+  listenHost?: string;
+  listenPort?: number;
+  /** Default "127.0.0.1". */
+  targetHost?: string;
+  targetPort: number;
+  /** JSONL file to append records to; without it records are only kept in memory. */
+  logPath?: string;
+  /** One-way delay per chunk and direction, as DelayProxy (0: none). Default 0. */
+  delayMs?: number;
+  /** Milliseconds since the epoch. Default Date.now. */
+  now?: () => number;
+}
+
+export class NetworkObserver {
+  readonly records: ObservedConnection[] = [];
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  /** The URL clients should use instead of the target's, e.g. "http://127.0.0.1:PORT". */
+  url(scheme = "http"): string {
+    return `${scheme}://${this.host}:${this.port}`;
+  }
+
+  static async start(options: NetworkObserverOptions): Promise<NetworkObserver> {
+    const listenHost = options.listenHost ?? "127.0.0.1";
+    const targetHost = options.targetHost ?? "127.0.0.1";
+    check(listenHost.startsWith("127."), "listenHost", "must be a loopback address", { listenHost });
+    check(targetHost.startsWith("127."), "targetHost", "must be a loopback address", { targetHost });
+    check(Number.isInteger(options.targetPort) && options.targetPort > 0, "targetPort", "must be a port number");
+    const now = options.now ?? Date.now;
+    const name = options.name ?? "rpc";
+    const target = `${targetHost}:${options.targetPort}`;
+    if (options.logPath) mkdirSync(dirname(options.logPath), { recursive: true });
+    let observer: NetworkObserver | undefined;
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
+      const record: ObservedConnection = {
+        kind: "connection",
+        observer: name,
+        sourceAddress: (client.remoteAddress ?? "").replace(/^::ffff:/, ""),
+        sourcePort: client.remotePort ?? 0,
+        target,
+        openedAtMs: now(),
+        closedAtMs: 0,
+        bytesFromSource: 0,
+        bytesToSource: 0,
+      };
+      const upstream = connect({ host: targetHost, port: options.targetPort, allowHalfOpen: true, noDelay: true });
+      observer?.track(client);
+      observer?.track(upstream);
+      const delayMs = options.delayMs ?? 0;
+      pipeWithDelay(client, upstream, delayMs, (n) => {
+        record.bytesFromSource += n;
+      });
+      pipeWithDelay(upstream, client, delayMs, (n) => {
+        record.bytesToSource += n;
+      });
+      client.once("close", () => {
+        record.closedAtMs = now();
+        observer?.records.push(record);
+        // Synchronous append: a record must be on disk before anyone reads the log after close().
+        if (options.logPath) appendFileSync(options.logPath, `${JSON.stringify(record)}\n`);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.listenPort ?? 0, listenHost, () => resolve());
+    });
+    observer = new NetworkObserver(server, listenHost, (server.address() as AddressInfo).port);
+    return observer;
+  }
+
+  /** Distinct source addresses seen so far (closed connections only). */
+  sourceAddresses(): string[] {
+    return [...new Set(this.records.map((r) => r.sourceAddress))].sort();
+  }
+
+  private track(s: Socket): void {
+    this.sockets.add(s);
+    s.on("close", () => this.sockets.delete(s));
+  }
+
+  /** Closes open connections (recording them) and stops listening. */
+  async close(): Promise<void> {
+    const closing = [...this.sockets].map(
+      (s) => new Promise<void>((r) => (s.destroyed ? r() : s.once("close", () => r()))),
+    );
+    for (const s of this.sockets) s.destroy();
+    await Promise.all(closing);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Reads an observer log (JSONL) back, e.g. for the network-level attack. */
+export function readObserverLog(text: string): ObservedConnection[] {
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as ObservedConnection);
+}

@@ -1,0 +1,205 @@
+/**
+ * One household as its own OS process: `node -r ts-node/register/transpile-only
+ * agents/prosumer-process.ts CONFIG.json`. The live runner spawns one per household.
+ *
+ * Protocol with the runner (stdio, one JSON object per line):
+ *   child -> runner (stdout): {"ready":true,"householdId":...}   once connected and set up
+ *   runner -> child (stdin):  {"startAtMs":<epoch ms>}             when every agent is ready
+ *   child -> runner (stdout): {"done":true,"drained":bool}         before exiting
+ * The child exits by itself when its run ends, on SIGTERM, and when its stdin closes (the runner
+ * is gone), so a crashed runner leaves no household behind.
+ */
+import * as fs from "node:fs";
+import * as readline from "node:readline";
+import { z } from "zod";
+import { PetraError } from "../common/errors";
+import { createRng } from "../common/rng";
+import { LiveChain } from "./chain-live";
+import { LiveClock } from "./clock-live";
+import { DsoClient } from "./dso-client";
+import { Forecast } from "./forecast";
+import { GasFunder } from "./gas-funding";
+import { describeZodError } from "./messages";
+import { type AssetWithdrawer, type GasSetup, Prosumer, type ProsumerRecord } from "./prosumer";
+import { PseudonymWallet } from "./pseudonym-wallet";
+import { PaperStrategy } from "./strategy-paper";
+import { DirectTransport } from "./transport-direct";
+
+export const prosumerConfigSchema = z
+  .object({
+    householdId: z.string().min(1),
+    runSeed: z.number().int().min(0),
+    rpcUrl: z.string().url(),
+    chainId: z.number().int().positive(),
+    marketAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+    /** Block the market was deployed in. */
+    fromBlock: z.number().int().min(0),
+    dsoEndpoint: z.string().startsWith("tcp://"),
+    dsoPublicKeyHex: z.string().regex(/^[0-9a-f]{64}$/),
+    /** The household's long-term Ed25519 secret, hex. */
+    longTermSecretHex: z.string().regex(/^[0-9a-f]{64}$/),
+    /** Loopback address all of this household's traffic leaves from. */
+    sourceAddress: z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/),
+    rotation: z.union([
+      z.object({ kind: z.literal("single") }),
+      z.object({ kind: z.literal("pool"), poolSize: z.number().int().positive() }),
+      z.object({ kind: z.literal("per-interval") }),
+      z.object({ kind: z.literal("per-offer") }),
+    ]),
+    gasFunding: z.enum(["dso", "household-main"]),
+    gasPerAddressWei: z.string().regex(/^\d+$/),
+    trueNetW: z.record(z.string(), z.number()),
+    forecastErrorRelativeSd: z.number().min(0),
+    pvCapacityW: z.number().min(0),
+    connectionLimitW: z.number().min(0),
+    basePriceMicroPerWInterval: z.number().int().positive(),
+    schedule: z.object({
+      firstInterval: z.number().int().min(0),
+      intervalCount: z.number().int().positive(),
+      intervalMs: z.number().positive(),
+      leadIntervals: z.number().int().min(1),
+    }),
+    /** JSON lines of ProsumerRecord, appended. */
+    recordFile: z.string().min(1),
+    pollIntervalMs: z.number().positive().default(100),
+    /**
+     * Wait per attempt for the DSO's answer, ms; four attempts. The DSO answers once its mint is
+     * mined, so this must cover a few block times (with PoW-like blocks, their tail).
+     */
+    dsoTimeoutMs: z.number().positive().default(15_000),
+  })
+  .strict();
+
+export type ProsumerConfig = z.input<typeof prosumerConfigSchema>;
+
+/** The DSO client as the prosumer's AssetWithdrawer. */
+export function withdrawerFor(client: DsoClient): AssetWithdrawer {
+  return {
+    withdraw: async (req) => {
+      const r = await client.withdraw(req);
+      return r.status === "accepted"
+        ? { ok: true, assetIds: r.assetIds.map(String) }
+        : { ok: false, reason: r.reason, message: r.message };
+    },
+  };
+}
+
+async function main(configPath: string): Promise<number> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(configPath, "utf8"));
+  } catch (e) {
+    throw new PetraError("INVALID_ARGUMENT", `config: cannot read ${configPath}: ${(e as Error).message}`);
+  }
+  const parsed = prosumerConfigSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new PetraError("INVALID_ARGUMENT", `config ${configPath}: ${describeZodError(parsed.error)}`);
+  const c = parsed.data;
+  const log = (line: string) => process.stderr.write(`[${c.householdId}] ${line}\n`);
+
+  const clock = new LiveClock();
+  const transport = new DirectTransport({ sourceAddressByIdentity: { [c.householdId]: c.sourceAddress } });
+  const chain = await LiveChain.connect({
+    rpcUrl: c.rpcUrl,
+    marketAddress: c.marketAddress,
+    transport,
+    identity: c.householdId,
+    clock,
+    chainId: c.chainId,
+    pollIntervalMs: c.pollIntervalMs,
+  });
+  const rng = createRng(c.runSeed).fork(`household/${c.householdId}`);
+  const wallet = new PseudonymWallet({
+    runSeed: c.runSeed,
+    householdId: c.householdId,
+    policy: c.rotation,
+    rng: rng.fork("rotation"),
+  });
+  const forecast = new Forecast({
+    trueNetW: new Map(Object.entries(c.trueNetW).map(([k, w]) => [Number(k), w])),
+    errorRelativeSd: c.forecastErrorRelativeSd,
+    maxProductionW: c.pvCapacityW,
+    maxConsumptionW: c.connectionLimitW,
+    rng: rng.fork("forecast"),
+  });
+  const gas: GasSetup =
+    c.gasFunding === "dso"
+      ? { mode: "dso" }
+      : {
+          mode: "household-main",
+          funder: new GasFunder({
+            chain,
+            funderPrivateKey: wallet.main().privateKey,
+            amountWei: BigInt(c.gasPerAddressWei),
+          }),
+        };
+  const client = new DsoClient({
+    endpoint: c.dsoEndpoint,
+    householdId: c.householdId,
+    key: c.longTermSecretHex,
+    clock,
+    transport,
+    dsoPublicKeyHex: c.dsoPublicKeyHex,
+    timeoutMs: c.dsoTimeoutMs,
+    attempts: 4,
+    onError: (e) => log(`DSO answer dropped: ${String(e)}`),
+  });
+  const records = fs.openSync(c.recordFile, "a");
+  const record = (r: ProsumerRecord) => fs.writeSync(records, `${JSON.stringify(r)}\n`);
+
+  const out = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+  const lines = readline.createInterface({ input: process.stdin });
+  const startAtMs = new Promise<number>((resolve, reject) => {
+    lines.on("line", (line) => {
+      try {
+        const msg = JSON.parse(line) as { startAtMs?: unknown };
+        if (typeof msg.startAtMs === "number") resolve(msg.startAtMs);
+      } catch {
+        log(`ignored a line on stdin that is not JSON: ${line.slice(0, 80)}`);
+      }
+    });
+    lines.on("close", () => reject(new PetraError("PROCESS_FAILED", "stdin closed: the runner is gone")));
+  });
+  // The runner gone mid-run: stop at once rather than trade unobserved.
+  process.stdin.on("end", () => process.exit(3));
+  process.on("SIGTERM", () => process.exit(143));
+
+  out({ ready: true, householdId: c.householdId });
+  const prosumer = new Prosumer({
+    householdId: c.householdId,
+    clock,
+    chain,
+    dso: withdrawerFor(client),
+    wallet,
+    forecast,
+    strategy: new PaperStrategy({ basePriceMicroPerWInterval: BigInt(c.basePriceMicroPerWInterval) }),
+    gas,
+    schedule: { ...c.schedule, startAtMs: await startAtMs },
+    basePriceMicroPerWInterval: BigInt(c.basePriceMicroPerWInterval),
+    fromBlock: c.fromBlock,
+    record,
+    log,
+  });
+  const { drained } = await prosumer.run();
+  out({ done: true, drained, mainAddress: wallet.main().address });
+  client.close();
+  chain.destroy();
+  await transport.close();
+  fs.closeSync(records);
+  return 0;
+}
+
+if (require.main === module) {
+  const configPath = process.argv[2];
+  if (!configPath) {
+    process.stderr.write("usage: prosumer-process.ts CONFIG.json\n");
+    process.exit(2);
+  }
+  main(configPath).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`prosumer-process: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,531 @@
+import type { ContractTransactionReceipt, ContractTransactionResponse, Signer } from "ethers";
+import { emptyMarketState, type MarketState, replayMarket, toMarketEvent } from "../attacks/market-replay";
+import { check } from "../common/errors";
+import type { EnergyMarket } from "../typechain-types";
+import { EnergyMarket__factory } from "../typechain-types";
+import type { Forecast } from "./forecast";
+import { type GasFunder, waitForGas } from "./gas-funding";
+import type { Cancel, Chain, ChainLog, Clock } from "./interfaces";
+import type { PseudonymWallet } from "./pseudonym-wallet";
+import type { Strategy, StrategyAction } from "./strategy";
+
+/** One withdrawal as the prosumer asks the DSO for it (the DSO client's request, minus transport). */
+export interface WithdrawRequest {
+  requestId: string;
+  anonAddress: string;
+  assets: { powerW: number; start: number; end: number }[];
+  /** Money units to mint to anonAddress with the assets. */
+  financial: number;
+  /** Ask the DSO to pay the address's gas ("dso" gas mode). */
+  fundGas: boolean;
+}
+
+export type WithdrawOutcome = { ok: true; assetIds: string[] } | { ok: false; reason: string; message: string };
+
+/** The DSO as the prosumer needs it; agents/prosumer-process.ts adapts the DSO client to this. */
+export interface AssetWithdrawer {
+  withdraw(request: WithdrawRequest): Promise<WithdrawOutcome>;
+}
+
+/** What a prosumer reports about itself: the runner's raw material for clearing times and ground truth. */
+export type ProsumerRecord =
+  | { kind: "pseudonym"; atMs: number; interval: number; index: number; address: string }
+  | {
+      kind: "withdraw";
+      atMs: number;
+      doneAtMs: number;
+      interval: number;
+      address: string;
+      powerW: number;
+      financial: number;
+      ok: boolean;
+      reason?: string;
+      assetIds?: string[];
+    }
+  | {
+      kind: "tx";
+      action: "post" | "accept" | "rescind" | "deposit-asset" | "deposit-money";
+      from: string;
+      sentAtMs: number;
+      doneAtMs: number;
+      ok: boolean;
+      txHash?: string;
+      block?: number;
+      assetID?: string;
+      offerID?: string;
+      amount?: string;
+      reason?: string;
+    }
+  | { kind: "closed"; atMs: number; interval: number }
+  | { kind: "done"; atMs: number; drained: boolean };
+
+export type GasSetup = { mode: "dso" } | { mode: "household-main"; funder: GasFunder };
+
+export interface ProsumerSchedule {
+  /** Clock time at which trading for `firstInterval` opens (its assets are withdrawn then). */
+  startAtMs: number;
+  /** Market interval index of the first traded interval (counted from midnight). */
+  firstInterval: number;
+  intervalCount: number;
+  /** Wall length of one interval. */
+  intervalMs: number;
+  /** Assets for interval k are withdrawn leadIntervals before k's delivery starts; trading for k ends when it starts. */
+  leadIntervals: number;
+}
+
+export interface ProsumerOptions {
+  householdId: string;
+  clock: Clock;
+  chain: Chain;
+  dso: AssetWithdrawer;
+  wallet: PseudonymWallet;
+  forecast: Forecast;
+  strategy: Strategy;
+  gas: GasSetup;
+  schedule: ProsumerSchedule;
+  /** Price consumers budget for when they withdraw money, per W per interval. */
+  basePriceMicroPerWInterval: bigint;
+  /** First block of the market (its deployment): the prosumer rebuilds the market from there. */
+  fromBlock: number;
+  /** A pseudonym sends nothing before it holds this much ether, in wei. Default 10^15 (0.001 ETH). */
+  minGasWei?: bigint;
+  /** How long to wait for gas to arrive, ms. Default 30 000. */
+  gasTimeoutMs?: number;
+  /** After the last interval closes, how long to wait for deposits to land, ms. Default 4 intervals. */
+  drainTimeoutMs?: number;
+  record: (r: ProsumerRecord) => void;
+  /** Log lines for humans. */
+  log?: (line: string) => void;
+}
+
+const MARKET = EnergyMarket__factory.createInterface();
+const NOT_YET = Number.POSITIVE_INFINITY;
+
+/**
+ * A household on the market: withdraws its forecast surplus or need from the DSO ahead of each
+ * interval, lets its strategy trade on a market view rebuilt from the chain's logs, and hands
+ * everything back to the DSO when an interval closes. Time, chain and randomness all come
+ * through its options, so the same agent runs on a simulated clock.
+ */
+export class Prosumer {
+  readonly #o: ProsumerOptions;
+  readonly #state: MarketState = emptyMarketState();
+  readonly #mine = new Set<string>();
+  /** Last interval each address was withdrawn for: a fresh-per-X address retires after it. */
+  readonly #lastIntervalOf = new Map<string, number>();
+  readonly #signers = new Map<string, Signer>();
+  readonly #gasReady = new Map<string, Promise<void>>();
+  /** Asset/offer -> block that must be replayed before it may be used again (NOT_YET while in flight). */
+  readonly #busyAssets = new Map<bigint, number>();
+  readonly #busyOffers = new Map<bigint, number>();
+  /** Addresses with a money deposit in flight. */
+  readonly #busyMoney = new Map<string, number>();
+  readonly #committed = new Map<string, bigint>();
+  readonly #timers: Cancel[] = [];
+  #watch?: Cancel;
+  #replayedBlock = -1;
+  #tradableFrom: number;
+  #allClosed = false;
+  #inFlight = 0;
+  #finish?: (drained: boolean) => void;
+
+  constructor(opts: ProsumerOptions) {
+    const s = opts.schedule;
+    check(Number.isFinite(s.startAtMs), "schedule.startAtMs", `must be a clock time in ms, got ${s.startAtMs}`);
+    check(
+      Number.isInteger(s.firstInterval) && s.firstInterval >= 0,
+      "schedule.firstInterval",
+      `must be a non-negative integer, got ${s.firstInterval}`,
+    );
+    check(
+      Number.isInteger(s.intervalCount) && s.intervalCount > 0,
+      "schedule.intervalCount",
+      `must be a positive integer, got ${s.intervalCount}`,
+    );
+    check(
+      Number.isFinite(s.intervalMs) && s.intervalMs > 0,
+      "schedule.intervalMs",
+      `must be positive, got ${s.intervalMs}`,
+    );
+    check(
+      Number.isInteger(s.leadIntervals) && s.leadIntervals >= 1,
+      "schedule.leadIntervals",
+      `must be an integer >= 1, got ${s.leadIntervals}`,
+    );
+    check(opts.basePriceMicroPerWInterval > 0n, "basePriceMicroPerWInterval", "must be positive");
+    this.#o = opts;
+    this.#tradableFrom = s.firstInterval;
+  }
+
+  /** Clock time at which trading for market interval k opens (its withdrawal). */
+  opensAtMs(k: number): number {
+    const s = this.#o.schedule;
+    return s.startAtMs + (k - s.firstInterval) * s.intervalMs;
+  }
+
+  /** Clock time at which trading for k closes: the start of its delivery. */
+  closesAtMs(k: number): number {
+    return this.opensAtMs(k) + this.#o.schedule.leadIntervals * this.#o.schedule.intervalMs;
+  }
+
+  /** Runs the household until its last interval closed and everything it held is deposited (or the drain timed out). */
+  run(): Promise<{ drained: boolean }> {
+    const o = this.#o;
+    const s = o.schedule;
+    const done = new Promise<{ drained: boolean }>((resolve) => {
+      this.#finish = (drained) => {
+        this.#finish = undefined;
+        this.stop();
+        o.record({ kind: "done", atMs: o.clock.now(), drained });
+        resolve({ drained });
+      };
+    });
+    this.#watch = o.chain.watchMarketLogs(
+      { fromBlock: o.fromBlock, onError: (e) => o.log?.(`log filter poll failed: ${short(e)}`) },
+      (logs) => this.#onLogs(logs),
+    );
+    const last = s.firstInterval + s.intervalCount - 1;
+    for (let k = s.firstInterval; k <= last; k++) {
+      this.#timers.push(o.clock.schedule(this.opensAtMs(k), () => void this.#withdraw(k)));
+      this.#timers.push(o.clock.schedule(this.closesAtMs(k), () => this.#close(k, k === last)));
+    }
+    const drainMs = o.drainTimeoutMs ?? 4 * s.intervalMs;
+    this.#timers.push(o.clock.schedule(this.closesAtMs(last) + drainMs, () => this.#finish?.(false)));
+    return done;
+  }
+
+  stop(): void {
+    this.#watch?.cancel();
+    for (const t of this.#timers) t.cancel();
+  }
+
+  #onLogs(logs: ChainLog[]): void {
+    const events = [];
+    for (const log of logs) {
+      const ev = toMarketEvent(MARKET.parseLog(log));
+      if (ev) events.push(ev);
+      this.#replayedBlock = Math.max(this.#replayedBlock, log.blockNumber);
+    }
+    replayMarket(events, this.#state);
+    this.#act();
+  }
+
+  #release(): void {
+    for (const m of [this.#busyAssets, this.#busyOffers, this.#busyMoney] as Map<unknown, number>[]) {
+      for (const [key, block] of m) if (block <= this.#replayedBlock) m.delete(key);
+    }
+  }
+
+  async #withdraw(k: number): Promise<void> {
+    const o = this.#o;
+    const netW = o.forecast.netW(k);
+    if (netW === 0) return;
+    const p = o.wallet.next(k);
+    if (!this.#mine.has(p.address)) {
+      this.#mine.add(p.address);
+      o.record({ kind: "pseudonym", atMs: o.clock.now(), interval: k, index: p.index, address: p.address });
+    }
+    this.#lastIntervalOf.set(p.address, Math.max(k, this.#lastIntervalOf.get(p.address) ?? k));
+    const financial = netW < 0 ? Number(BigInt(-netW) * o.basePriceMicroPerWInterval) : 0;
+    const atMs = o.clock.now();
+    this.#inFlight++;
+    try {
+      if (o.gas.mode === "household-main") await o.gas.funder.fund(p.address);
+      const outcome = await o.dso.withdraw({
+        requestId: `${o.householdId}:${k}`,
+        anonAddress: p.address,
+        assets: [{ powerW: netW, start: k, end: k }],
+        financial,
+        fundGas: o.gas.mode === "dso",
+      });
+      o.record({
+        kind: "withdraw",
+        atMs,
+        doneAtMs: o.clock.now(),
+        interval: k,
+        address: p.address,
+        powerW: netW,
+        financial,
+        ok: outcome.ok,
+        ...(outcome.ok ? { assetIds: outcome.assetIds } : { reason: `${outcome.reason}: ${outcome.message}` }),
+      });
+      if (!outcome.ok) o.log?.(`interval ${k}: DSO refused withdrawal: ${outcome.reason} ${outcome.message}`);
+    } catch (e) {
+      o.record({
+        kind: "withdraw",
+        atMs,
+        doneAtMs: o.clock.now(),
+        interval: k,
+        address: p.address,
+        powerW: netW,
+        financial,
+        ok: false,
+        reason: short(e),
+      });
+      o.log?.(`interval ${k}: withdrawal failed: ${short(e)}`);
+    } finally {
+      this.#inFlight--;
+    }
+    this.#act();
+  }
+
+  #close(k: number, last: boolean): void {
+    this.#tradableFrom = k + 1;
+    this.#o.record({ kind: "closed", atMs: this.#o.clock.now(), interval: k });
+    if (last) this.#allClosed = true;
+    this.#act();
+  }
+
+  #act(): void {
+    this.#release();
+    const o = this.#o;
+    const tradableFrom = this.#tradableFrom;
+    const actions = o.strategy.decide({
+      market: this.#state,
+      mine: this.#mine,
+      tradableFrom,
+      forecastNetW: (k) => o.forecast.netW(k),
+      busyAssets: new Set(this.#busyAssets.keys()),
+      busyOffers: new Set(this.#busyOffers.keys()),
+      committedMicro: this.#committed,
+    });
+    for (const a of actions) this.#execute(a);
+
+    // Housekeeping: whatever belongs to closed intervals goes back to the DSO.
+    for (const [offerID, offer] of this.#state.offers) {
+      if (offer.state !== "Open" || !this.#mine.has(offer.poster) || this.#busyOffers.has(offerID)) continue;
+      const asset = this.#state.assets.get(offer.assetID);
+      if (!asset || asset.end >= BigInt(tradableFrom)) continue;
+      this.#busyOffers.set(offerID, NOT_YET);
+      this.#send(
+        "rescind",
+        offer.poster,
+        { offerID },
+        (m) => m.rescindOffer(offerID),
+        () => this.#busyOffers,
+        offerID,
+      );
+    }
+    for (const [assetID, asset] of this.#state.assets) {
+      if (
+        !this.#mine.has(asset.owner) ||
+        asset.locked ||
+        this.#busyAssets.has(assetID) ||
+        asset.end >= BigInt(tradableFrom)
+      )
+        continue;
+      this.#busyAssets.set(assetID, NOT_YET);
+      this.#send(
+        "deposit-asset",
+        asset.owner,
+        { assetID },
+        (m) => m.depositEnergyAsset(assetID),
+        () => this.#busyAssets,
+        assetID,
+      );
+    }
+    for (const [address, balance] of this.#state.balances) {
+      if (balance <= 0n || !this.#mine.has(address) || this.#busyMoney.has(address) || !this.#retired(address))
+        continue;
+      this.#busyMoney.set(address, NOT_YET);
+      this.#send(
+        "deposit-money",
+        address,
+        { amount: balance },
+        (m) => m.depositFinancial(balance),
+        () => this.#busyMoney,
+        address,
+      );
+    }
+    if (this.#allClosed && this.#drained()) this.#finish?.(true);
+  }
+
+  /** An address holds nothing more it needs: its money may go back to the DSO. */
+  #retired(address: string): boolean {
+    if (this.#allClosed) return this.#holdsNoAssets(address);
+    const fresh = this.#o.wallet.policy.kind === "per-interval" || this.#o.wallet.policy.kind === "per-offer";
+    const lastK = this.#lastIntervalOf.get(address);
+    return fresh && lastK !== undefined && lastK < this.#tradableFrom && this.#holdsNoAssets(address);
+  }
+
+  #holdsNoAssets(address: string): boolean {
+    for (const a of this.#state.assets.values()) if (a.owner === address) return false;
+    return true;
+  }
+
+  #drained(): boolean {
+    if (this.#inFlight > 0 || this.#busyAssets.size > 0 || this.#busyOffers.size > 0 || this.#busyMoney.size > 0)
+      return false;
+    for (const a of this.#state.assets.values()) if (this.#mine.has(a.owner)) return false;
+    for (const [address, b] of this.#state.balances) if (b > 0n && this.#mine.has(address)) return false;
+    return true;
+  }
+
+  #execute(a: StrategyAction): void {
+    switch (a.kind) {
+      case "post":
+        this.#busyAssets.set(a.assetID, NOT_YET);
+        this.#send(
+          "post",
+          a.from,
+          { assetID: a.assetID },
+          (m) => m.postOffer(a.assetID, a.priceMicroPerWInterval),
+          () => this.#busyAssets,
+          a.assetID,
+        );
+        return;
+      case "accept": {
+        this.#busyAssets.set(a.assetID, NOT_YET);
+        this.#busyOffers.set(a.offerID, NOT_YET);
+        this.#committed.set(a.from, (this.#committed.get(a.from) ?? 0n) + a.paymentMicro);
+        const uncommit = () => this.#committed.set(a.from, (this.#committed.get(a.from) ?? 0n) - a.paymentMicro);
+        this.#send(
+          "accept",
+          a.from,
+          { assetID: a.assetID, offerID: a.offerID },
+          (m) => m.acceptOffer(a.offerID, a.assetID),
+          () => this.#busyAssets,
+          a.assetID,
+          (ok, block) => {
+            uncommit();
+            // After a lost race the asset may try other offers at once; the lost offer waits a block.
+            this.#busyAssets.set(a.assetID, block);
+            this.#busyOffers.set(a.offerID, ok ? block : block + 1);
+          },
+        );
+        return;
+      }
+      default: {
+        const unreachable: never = a;
+        throw new Error(`unhandled strategy action ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  #signerFor(address: string): Signer {
+    let s = this.#signers.get(address);
+    if (!s) {
+      const p = this.#o.wallet.used().find((x) => x.address === address);
+      if (!p) throw new Error(`no key for ${address}: not a pseudonym of ${this.#o.householdId}`);
+      s = this.#o.chain.signer(p.privateKey);
+      this.#signers.set(address, s);
+    }
+    return s;
+  }
+
+  #ensureGas(address: string): Promise<void> {
+    let ready = this.#gasReady.get(address);
+    if (!ready) {
+      const o = this.#o;
+      ready = waitForGas({
+        chain: o.chain,
+        clock: o.clock,
+        address,
+        minWei: o.minGasWei ?? 10n ** 15n,
+        pollMs: 100,
+        timeoutMs: o.gasTimeoutMs ?? 30_000,
+      });
+      ready.catch(() => this.#gasReady.delete(address));
+      this.#gasReady.set(address, ready);
+    }
+    return ready;
+  }
+
+  /**
+   * Sends one transaction for `from` and records it. `busy()` is the map holding `key` as in
+   * flight; once the transaction is decided, `key` stays there until that block is replayed.
+   */
+  #send<K>(
+    action: "post" | "accept" | "rescind" | "deposit-asset" | "deposit-money",
+    from: string,
+    ids: { assetID?: bigint; offerID?: bigint; amount?: bigint },
+    call: (m: EnergyMarket) => Promise<ContractTransactionResponse>,
+    busy: () => Map<K, number>,
+    key: K,
+    after?: (ok: boolean, block: number) => void,
+  ): void {
+    const o = this.#o;
+    this.#inFlight++;
+    void (async () => {
+      let sentAtMs = o.clock.now();
+      let receipt: ContractTransactionReceipt | null = null;
+      let txHash: string | undefined;
+      let reason: string | undefined;
+      try {
+        await this.#ensureGas(from);
+        // "Sent" as the paper timed it: when the transaction leaves, not when the agent decided.
+        sentAtMs = o.clock.now();
+        const tx = await call(o.chain.market(this.#signerFor(from)));
+        txHash = tx.hash;
+        receipt = await tx.wait();
+      } catch (e) {
+        reason = short(e);
+      }
+      const doneAtMs = o.clock.now();
+      let block = receipt?.blockNumber;
+      if (block === undefined) block = await o.chain.provider.getBlockNumber().catch(() => this.#replayedBlock);
+      const ok = receipt?.status === 1;
+      // A failure is usually explained by someone else's transaction that is not yet in a block
+      // (an offer accepted in the pending state): retrying before the next block would only fail
+      // again, in a loop as fast as the node answers. So a failed key waits for one more block.
+      busy().set(key, ok ? block : block + 1);
+      let offerID = ids.offerID;
+      if (action === "post" && receipt) {
+        for (const log of receipt.logs) {
+          const parsed = MARKET.parseLog(log);
+          if (parsed?.name === "OfferPosted") offerID = parsed.args[0] as bigint;
+        }
+      }
+      o.record({
+        kind: "tx",
+        action,
+        from,
+        sentAtMs,
+        doneAtMs,
+        ok,
+        ...(txHash ? { txHash } : {}),
+        block,
+        ...(ids.assetID !== undefined ? { assetID: String(ids.assetID) } : {}),
+        ...(offerID !== undefined ? { offerID: String(offerID) } : {}),
+        ...(ids.amount !== undefined ? { amount: String(ids.amount) } : {}),
+        ...(reason ? { reason } : {}),
+      });
+      after?.(ok, block);
+      this.#inFlight--;
+      this.#act();
+    })();
+  }
+}
+
+/** A one-line reason: the market's custom error with its arguments when the revert data holds one. */
+export function short(e: unknown): string {
+  const err = e as {
+    revert?: { name?: string; args?: unknown[] };
+    data?: unknown;
+    error?: { data?: unknown; message?: string };
+    info?: { error?: { data?: unknown; message?: string }; payload?: { method?: string } };
+    shortMessage?: string;
+    message?: string;
+  };
+  if (err?.revert?.name) return `${err.revert.name}(${(err.revert.args ?? []).map(String).join(", ")})`;
+  // Nodes put revert data in different places (hardhat: error.data.data or error.data; anvil: error.data).
+  for (const d of [err?.data, err?.error?.data, err?.info?.error?.data]) {
+    const hex =
+      typeof d === "string"
+        ? d
+        : typeof (d as { data?: unknown })?.data === "string"
+          ? (d as { data: string }).data
+          : undefined;
+    if (!hex || !/^0x[0-9a-fA-F]{8}/.test(hex)) continue;
+    try {
+      const decoded = MARKET.parseError(hex);
+      if (decoded) return `${decoded.name}(${decoded.args.map(String).join(", ")})`;
+    } catch {
+      // not one of the market's errors
+    }
+  }
+  const inner = err?.info?.error?.message;
+  const method = err?.info?.payload?.method;
+  if (inner) return `${method ?? "rpc"}: ${inner}`.split("\n")[0] as string;
+  return String(err?.shortMessage ?? err?.message ?? e).split("\n")[0] as string;
+}

@@ -1,0 +1,293 @@
+/**
+ * Zero-knowledge measurements, side by side with Tornado Cash and Semaphore v4:
+ * constraints, proving time cold and warm (median), verification and contract gas.
+ * `npx hardhat run analysis/bench-zk.ts` writes bench/zk.json.
+ *
+ * Cold = the first proof of a fresh Prover after the curve workers were torn down (artifacts
+ * read from disk, bn128 wasm and worker threads built); warm = the median of the next proofs.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { ContractTransactionResponse } from "ethers";
+import { ARTIFACTS_DIR, type CircuitName } from "../circuits/instances";
+import { ZK } from "../common/zk-params";
+import {
+  type Allowance,
+  allowanceCommitment,
+  allowanceNullifierHash,
+  allowanceWithdrawInputs,
+  freshSecret,
+  splitAllowance,
+} from "../mixer/allowance";
+import { deployZk } from "../mixer/deploy";
+import { MerkleTree } from "../mixer/merkle-tree";
+import { createNote, noteCommitment, noteNullifierHash } from "../mixer/note";
+import { buildPoseidon } from "../mixer/poseidon";
+import { Prover, toSolidityProof } from "../mixer/prover";
+import type { CircuitInputs } from "../mixer/snarkjs";
+import { terminateCurveWorkers } from "../mixer/snarkjs";
+import { MixerWithdrawVerifier__factory } from "../typechain-types";
+
+const hre = require("hardhat");
+
+const WARM_RUNS = Number(process.env.BENCH_ZK_WARM_RUNS ?? 5);
+const DEPOSITS = Number(process.env.BENCH_ZK_DEPOSITS ?? 64);
+
+const ANCHORS = {
+  "Tornado Cash (depth 20, MiMC)": {
+    constraints: 28271,
+    proofSeconds: 10.2,
+    depositGas: 1_090_000,
+    withdrawGas: 301_000,
+  },
+  "Semaphore v4": { constraints: 6431, proofSeconds: "0.17-0.31", verifyGas: 285_000 },
+};
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+async function gasOf(tx: Promise<ContractTransactionResponse>): Promise<number> {
+  const r = await (await tx).wait();
+  return Number(r?.gasUsed ?? 0n);
+}
+
+const popcount = (n: number): number => n.toString(2).replace(/0/g, "").length;
+
+/**
+ * A LeanIMT insertion hashes once per 1-bit of the leaf index: least squares of gas against that
+ * count over the deposits after the first (the first also pays for fresh storage slots).
+ */
+function depositFormula(gas: number[]): {
+  text: string;
+  fixedGas: number;
+  perHashGas: number;
+  worstCaseAtDepth20: number;
+} {
+  const xs = gas.slice(1).map((_g, i) => popcount(i + 1));
+  const ys = gas.slice(1);
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < xs.length; i++) {
+    sxy += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
+    sxx += ((xs[i] as number) - mx) ** 2;
+  }
+  const perHashGas = Math.round(sxy / sxx);
+  const fixedGas = Math.round(my - perHashGas * mx);
+  return {
+    text: `deposit gas ~ ${fixedGas} + ${perHashGas} x popcount(leafIndex)`,
+    fixedGas,
+    perHashGas,
+    worstCaseAtDepth20: fixedGas + perHashGas * ZK.treeDepth,
+  };
+}
+
+async function timeProofs(
+  name: CircuitName,
+  inputs: CircuitInputs,
+): Promise<{ coldSeconds: number; warmMedianSeconds: number; warmSeconds: number[] }> {
+  await terminateCurveWorkers();
+  const prover = new Prover();
+  try {
+    let t = performance.now();
+    await prover.prove(name, inputs);
+    const coldSeconds = (performance.now() - t) / 1000;
+    const warmSeconds: number[] = [];
+    for (let i = 0; i < WARM_RUNS; i++) {
+      t = performance.now();
+      await prover.prove(name, inputs);
+      warmSeconds.push((performance.now() - t) / 1000);
+    }
+    return { coldSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds };
+  } finally {
+    await prover.close();
+  }
+}
+
+export async function benchZk(): Promise<Record<string, unknown>> {
+  const manifest = JSON.parse(fs.readFileSync(path.join(ARTIFACTS_DIR, "manifest.json"), "utf8"));
+  const poseidon = await buildPoseidon();
+  const [dso, relayer, ...others] = await hre.ethers.getSigners();
+  const market = await (await hre.ethers.getContractFactory("EnergyMarket", dso)).deploy();
+  await market.waitForDeployment();
+  const denomination = ZK.mixer.denominations[0] as bigint;
+  const zk = await deployZk({ marketAddress: await market.getAddress(), dso, denominations: [denomination] });
+  const mixer = zk.mixers.get(denomination);
+  if (!mixer) throw new Error("no mixer deployed");
+
+  // Deposits: LeanIMT cost depends on the leaf index (one Poseidon per 1-bit), so report a spread.
+  let seed = 1;
+  const rnd = (n: number) => Uint8Array.from({ length: n }, () => seed++ & 0xff);
+  const notes = Array.from({ length: DEPOSITS }, () => createNote({ chainId: 31337n, denomination, randomBytes: rnd }));
+  const depositGas: number[] = [];
+  for (const n of notes) depositGas.push(await gasOf(mixer.connect(dso).deposit(noteCommitment(poseidon, n))));
+  const tree = await MerkleTree.create({ leaves: notes.map((n) => noteCommitment(poseidon, n)) });
+
+  const recipient = others[0].address as string;
+  const note = notes[DEPOSITS - 1] as (typeof notes)[number];
+  const p = tree.proof(DEPOSITS - 1);
+  const mixerInputs: CircuitInputs = {
+    root: tree.root,
+    nullifierHash: noteNullifierHash(poseidon, note),
+    recipient: BigInt(recipient),
+    relayer: BigInt(relayer.address),
+    fee: 25n,
+    nullifier: note.nullifier,
+    secret: note.secret,
+    depth: p.depth,
+    leafIndex: p.leafIndex,
+    siblings: p.siblings,
+  };
+  const mixerTimes = await timeProofs("mixer-withdraw", mixerInputs);
+
+  const prover = new Prover();
+  const proved = await prover.prove("mixer-withdraw", mixerInputs);
+  const sp = toSolidityProof(proved.proof);
+  const verifier = MixerWithdrawVerifier__factory.connect(zk.mixerVerifier, dso);
+  const verifyCallGas = Number(
+    await verifier.verifyProof.estimateGas(
+      sp.pA,
+      sp.pB,
+      sp.pC,
+      proved.publicSignals.map(BigInt) as [bigint, bigint, bigint, bigint, bigint],
+    ),
+  );
+  const withdrawGas = await gasOf(
+    mixer
+      .connect(relayer)
+      .withdraw(sp.pA, sp.pB, sp.pC, tree.root, mixerInputs.nullifierHash as bigint, recipient, relayer.address, 25n),
+  );
+  // Steady state: the relayer already holds a balance (the first withdrawal paid for its slot).
+  const note2 = notes[DEPOSITS - 2] as (typeof notes)[number];
+  const p2 = tree.proof(DEPOSITS - 2);
+  const recipient2 = others[2].address as string;
+  const proved2 = await prover.prove("mixer-withdraw", {
+    ...mixerInputs,
+    nullifierHash: noteNullifierHash(poseidon, note2),
+    recipient: BigInt(recipient2),
+    nullifier: note2.nullifier,
+    secret: note2.secret,
+    depth: p2.depth,
+    leafIndex: p2.leafIndex,
+    siblings: p2.siblings,
+  });
+  const sp2 = toSolidityProof(proved2.proof);
+  const withdrawSteadyGas = await gasOf(
+    mixer
+      .connect(relayer)
+      .withdraw(
+        sp2.pA,
+        sp2.pB,
+        sp2.pC,
+        tree.root,
+        noteNullifierHash(poseidon, note2),
+        recipient2,
+        relayer.address,
+        25n,
+      ),
+  );
+
+  // Allowance: issue a few, withdraw from one with all three parts non-empty.
+  const vault = zk.vault;
+  const allowances: Allowance[] = [2500n, 4000n, 3000n, 3500n].map((capW) => ({
+    capW,
+    windowStart: 96n,
+    windowEnd: 191n,
+    secret: freshSecret(rnd),
+    nullifier: freshSecret(rnd),
+  }));
+  const issueGas: number[] = [];
+  for (const a of allowances) issueGas.push(await gasOf(vault.connect(dso).issue(allowanceCommitment(poseidon, a))));
+  const aTree = await MerkleTree.create({ leaves: allowances.map((a) => allowanceCommitment(poseidon, a)) });
+  const spent = allowances[2] as Allowance;
+  const request = { powerW: 1200n, start: 120n, end: 130n, recipient: BigInt(others[1].address) };
+  const parts = splitAllowance(spent, request, rnd);
+  const allowanceInputs = allowanceWithdrawInputs(
+    spent,
+    aTree.proof(2),
+    request,
+    parts,
+    allowanceNullifierHash(poseidon, spent),
+  );
+  const allowanceTimes = await timeProofs("allowance-withdraw", allowanceInputs);
+  const prover2 = new Prover();
+  const aProved = await prover2.prove("allowance-withdraw", allowanceInputs);
+  const ap = toSolidityProof(aProved.proof);
+  const newCommitments = parts.map((x) => allowanceCommitment(poseidon, x)) as [bigint, bigint, bigint];
+  const allowanceWithdrawGas = await gasOf(
+    vault
+      .connect(relayer)
+      .withdraw(
+        ap.pA,
+        ap.pB,
+        ap.pC,
+        aTree.root,
+        allowanceNullifierHash(poseidon, spent),
+        request.powerW,
+        request.start,
+        request.end,
+        others[1].address,
+        newCommitments,
+      ),
+  );
+  await prover.close();
+  await prover2.close();
+
+  return {
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      node: process.version,
+      loadAverage1m: os.loadavg()[0],
+      note: "cores shared with other jobs: with a load average above the core count, times are upper bounds",
+    },
+    ceremony: "deterministic TEST ceremony (circuits/build.ts), not a production setup",
+    treeDepth: ZK.treeDepth,
+    mixer: {
+      constraints: manifest.circuits["mixer-withdraw"].constraints,
+      proveColdSeconds: mixerTimes.coldSeconds,
+      proveWarmMedianSeconds: mixerTimes.warmMedianSeconds,
+      proveWarmSeconds: mixerTimes.warmSeconds,
+      verifyProofCallGas: verifyCallGas,
+      depositGas: {
+        deposits: DEPOSITS,
+        first: depositGas[0],
+        median: median(depositGas),
+        max: Math.max(...depositGas),
+        min: Math.min(...depositGas),
+      },
+      depositGasFormula: depositFormula(depositGas),
+      withdrawGasWithRelayerFee: { relayerFirstPayout: withdrawGas, relayerAlreadyFunded: withdrawSteadyGas },
+    },
+    allowance: {
+      constraints: manifest.circuits["allowance-withdraw"].constraints,
+      proveColdSeconds: allowanceTimes.coldSeconds,
+      proveWarmMedianSeconds: allowanceTimes.warmMedianSeconds,
+      proveWarmSeconds: allowanceTimes.warmSeconds,
+      issueGas,
+      withdrawGasThreeParts: allowanceWithdrawGas,
+    },
+    anchors: ANCHORS,
+  };
+}
+
+if (require.main === module) {
+  benchZk()
+    .then((r) => {
+      const out = path.join(__dirname, "..", "bench", "zk.json");
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      fs.writeFileSync(out, `${JSON.stringify(r, null, 2)}\n`);
+      console.log(JSON.stringify(r, null, 2));
+      return terminateCurveWorkers();
+    })
+    .catch(async (e) => {
+      await terminateCurveWorkers();
+      console.error(e);
+      process.exitCode = 1;
+    });
+}

@@ -1,0 +1,232 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { PetraError } from "../common/errors";
+
+export const ROOT = path.resolve(__dirname, "..");
+
+/** A free TCP port on 127.0.0.1 (asked from the kernel, then released: start the server promptly). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Managed {
+  name: string;
+  pid: number;
+  child: ChildProcess;
+  /** Everything written to stdout and stderr, last 64 KiB. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * The processes a run started. Each is spawned in its own process group and stopped by its PID
+ * (the group, so a wrapper's children go too), on stop(), on SIGINT/SIGTERM, on an uncaught
+ * crash and on exit. Nothing else is ever signalled.
+ */
+export class ProcessGroup {
+  readonly #procs: Managed[] = [];
+  readonly #onSignal = (signal: NodeJS.Signals) => {
+    this.killAllNow();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  readonly #onExit = () => this.killAllNow();
+  readonly #onCrash = (e: unknown) => {
+    this.killAllNow();
+    console.error(e);
+    process.exit(1);
+  };
+
+  constructor() {
+    process.on("SIGINT", this.#onSignal);
+    process.on("SIGTERM", this.#onSignal);
+    process.on("exit", this.#onExit);
+    process.on("uncaughtException", this.#onCrash);
+  }
+
+  spawn(
+    name: string,
+    command: string,
+    args: string[],
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv; logFile?: string } = {},
+  ): Managed {
+    const child = spawn(command, args, {
+      cwd: opts.cwd ?? ROOT,
+      env: opts.env ?? process.env,
+      detached: true,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    if (child.pid === undefined)
+      throw new PetraError("PROCESS_FAILED", `${name}: could not spawn ${command}`, { name });
+    let out = "";
+    const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: "a" }) : undefined;
+    const take = (d: Buffer) => {
+      out = (out + d.toString()).slice(-65536);
+      log?.write(d);
+    };
+    child.stdout?.on("data", take);
+    child.stderr?.on("data", take);
+    // A child that outlives its stdin knows its runner is gone (prosumer-process exits on it).
+    child.stdin?.on("error", () => undefined);
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("exit", (code) => {
+        log?.end();
+        resolve(code);
+      }),
+    );
+    const m: Managed = { name, pid: child.pid, child, output: () => out, exited };
+    this.#procs.push(m);
+    return m;
+  }
+
+  list(): readonly Managed[] {
+    return this.#procs;
+  }
+
+  /** Stops one process: SIGTERM to its group, SIGKILL after `graceMs`. */
+  async stop(m: Managed, graceMs = 3000): Promise<void> {
+    if (m.child.exitCode !== null || m.child.signalCode !== null) return;
+    signalGroup(m.pid, "SIGTERM");
+    const timer = setTimeout(() => signalGroup(m.pid, "SIGKILL"), graceMs);
+    await m.exited;
+    clearTimeout(timer);
+  }
+
+  /** Stops everything, newest first (households before the DSO before the node). */
+  async stopAll(graceMs = 3000): Promise<void> {
+    for (const m of [...this.#procs].reverse()) await this.stop(m, graceMs);
+    this.dispose();
+  }
+
+  killAllNow(): void {
+    for (const m of this.#procs)
+      if (m.child.exitCode === null && m.child.signalCode === null) signalGroup(m.pid, "SIGKILL");
+  }
+
+  /** Removes the process-wide handlers (after stopAll). */
+  dispose(): void {
+    process.removeListener("SIGINT", this.#onSignal);
+    process.removeListener("SIGTERM", this.#onSignal);
+    process.removeListener("exit", this.#onExit);
+    process.removeListener("uncaughtException", this.#onCrash);
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Waits until `m` prints a line matching `pattern`; throws naming the process if it exits or times out first. */
+export async function waitForOutput(m: Managed, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = m.output().match(pattern);
+    if (match) return match;
+    if (m.child.exitCode !== null || m.child.signalCode !== null) {
+      throw new PetraError(
+        "PROCESS_FAILED",
+        `${m.name} exited (${m.child.exitCode ?? m.child.signalCode}) before it was ready: ${m.output().slice(-2000)}`,
+        { name: m.name },
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new PetraError("PROCESS_FAILED", `${m.name} not ready within ${timeoutMs} ms: ${m.output().slice(-2000)}`, {
+        name: m.name,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function rpc(url: string, method: string, params: unknown[] = []): Promise<unknown> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  const body = (await r.json()) as { result?: unknown; error?: { message?: string } };
+  if (body.error)
+    throw new PetraError("RPC_UNAVAILABLE", `${method} at ${url}: ${body.error.message}`, { url, method });
+  return body.result;
+}
+
+export type NodeKind = "hardhat" | "anvil";
+
+export interface LiveNode {
+  kind: NodeKind;
+  url: string;
+  managed: Managed;
+}
+
+/** Path of the anvil binary from @foundry-rs/anvil, or undefined when the package is not installed. */
+export function anvilBinary(): string | undefined {
+  for (const pkg of ["@foundry-rs/anvil-linux-amd64/bin/anvil", "@foundry-rs/anvil-linux-amd64/anvil"]) {
+    try {
+      return require.resolve(pkg, { paths: [ROOT] });
+    } catch {
+      // try the next layout
+    }
+  }
+  return undefined;
+}
+
+/** Starts a local JSON-RPC node on 127.0.0.1 and a free port, and waits until it answers. */
+export async function startNode(
+  group: ProcessGroup,
+  kind: NodeKind,
+  opts: { logFile?: string; timeoutMs?: number } = {},
+): Promise<LiveNode> {
+  const port = await freePort();
+  let managed: Managed;
+  if (kind === "hardhat") {
+    const cli = require.resolve("hardhat/internal/cli/cli", { paths: [ROOT] });
+    managed = group.spawn(
+      "hardhat node",
+      process.execPath,
+      [cli, "node", "--hostname", "127.0.0.1", "--port", String(port)],
+      { logFile: opts.logFile },
+    );
+  } else {
+    const bin = anvilBinary();
+    if (!bin)
+      throw new PetraError(
+        "PROCESS_FAILED",
+        "anvil: @foundry-rs/anvil is not installed (npm install --save-dev @foundry-rs/anvil)",
+      );
+    managed = group.spawn("anvil", bin, ["--host", "127.0.0.1", "--port", String(port)], { logFile: opts.logFile });
+  }
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    if (managed.child.exitCode !== null) {
+      throw new PetraError(
+        "PROCESS_FAILED",
+        `${managed.name} exited (${managed.child.exitCode}): ${managed.output().slice(-2000)}`,
+      );
+    }
+    try {
+      await rpc(url, "eth_chainId");
+      return { kind, url, managed };
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline)
+      throw new PetraError(
+        "RPC_UNAVAILABLE",
+        `${managed.name} not answering on ${url}: ${managed.output().slice(-2000)}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

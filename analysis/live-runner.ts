@@ -1,0 +1,456 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { HDNodeWallet, JsonRpcProvider, Network } from "ethers";
+import { SerialNonceSigner } from "../agents/chain-live";
+import { LiveClock } from "../agents/clock-live";
+import { deployEnergyMarket } from "../agents/deploy-market";
+import { generateSigningKey, publicKeyHex } from "../agents/envelope";
+import type { ProsumerConfig } from "../agents/prosumer-process";
+import { PseudonymWallet } from "../agents/pseudonym-wallet";
+import { loopbackAddressFor } from "../agents/transport-direct";
+import { marketEvents, writeDataset } from "../attacks/dataset";
+import { readDatasetFromRpc } from "../attacks/dataset-rpc";
+import { check, PetraError } from "../common/errors";
+import { createRng } from "../common/rng";
+import {
+  type ClearingRow,
+  clearingCsv,
+  clearingRows,
+  type Distribution,
+  distribution,
+  type HouseholdRecord,
+  PAPER_CLEARING_S,
+} from "./clearing-times";
+import { type BlockSetting, formatBlockSetting, parseBlockSetting, startBlockProduction } from "./live-blocks";
+import { type Conservation, conservation } from "./live-ledger";
+import { type Managed, type NodeKind, ProcessGroup, ROOT, rpc, startNode, waitForOutput } from "./live-processes";
+import { loadScenario, type Scenario } from "./scenario";
+
+export interface LiveRunOptions {
+  /** Scenario name (scenarios/<name>.json) or path. */
+  scenario: string;
+  /** Run directory; created if missing. */
+  outDir: string;
+  seed: number;
+  /** Use this JSON-RPC node instead of starting one. Its first two dev accounts must be funded (hardhat/anvil default mnemonic). */
+  rpcUrl?: string;
+  /** Node to start when rpcUrl is not given. Default "hardhat". */
+  node?: NodeKind;
+  /** Trade only the first N intervals of the scenario's window. */
+  intervals?: number;
+  /** Run only the scenario's first N households (in file order): one OS process each, so a small machine may need fewer. */
+  households?: number;
+  /** Wall length of a trading interval, ms. Default: the scenario's live.intervalMs. */
+  intervalMs?: number;
+  /** "automine", "fixed:MS" or "exp:MEAN_MS". Default: the scenario's live.blocks. */
+  blocks?: string;
+  /** Budget for all processes to start, ms. Default 90 000 (each loads TypeScript through ts-node). */
+  startupTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface LiveSummary {
+  scenario: string;
+  seed: number;
+  node: string;
+  blocks: string;
+  intervalMs: number;
+  intervals: number;
+  households: number;
+  withdrawals: { accepted: number; refused: number };
+  offers: { posted: number; cleared: number };
+  /** postOffer sent -> acceptOffer mined, seconds. */
+  clearingS: Distribution;
+  paperClearingS: typeof PAPER_CLEARING_S;
+  /** This run's statistic divided by the paper's. */
+  ratioToPaper: Record<keyof typeof PAPER_CLEARING_S, number>;
+  conservation: Conservation;
+  allDrained: boolean;
+  blocksMined: number;
+  transactions: { total: number; reverted: number };
+}
+
+/** Development mnemonic of hardhat node and anvil: the accounts every local node funds. */
+const DEV_MNEMONIC = "test test test test test test test test test test test junk";
+const devKey = (i: number) => HDNodeWallet.fromPhrase(DEV_MNEMONIC, undefined, `m/44'/60'/0'/0/${i}`).privateKey;
+
+const TS_NODE = ["-r", "ts-node/register/transpile-only"];
+const tsEnv = () => ({
+  ...process.env,
+  TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json"),
+  TS_NODE_TRANSPILE_ONLY: "true",
+});
+
+/**
+ * One live run: a node (started or given), the market, the DSO process and one process per
+ * household, all on loopback; then the run directory. Everything it started is stopped by PID,
+ * also when it fails or is interrupted.
+ */
+export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
+  const log = opts.log ?? (() => {});
+  const loaded = loadScenario(opts.scenario);
+  const householdCount = opts.households ?? loaded.households.length;
+  check(
+    Number.isInteger(householdCount) && householdCount >= 1 && householdCount <= loaded.households.length,
+    "households",
+    `must be an integer in [1, ${loaded.households.length}] for ${loaded.file.name}, got ${householdCount}`,
+  );
+  const scenario = restrictHouseholds(loaded, householdCount);
+  const intervals = opts.intervals ?? scenario.intervalCount;
+  check(
+    Number.isInteger(intervals) && intervals >= 1 && intervals <= scenario.intervalCount,
+    "intervals",
+    `must be an integer in [1, ${scenario.intervalCount}] for ${scenario.file.name}, got ${intervals}`,
+  );
+  const intervalMs = opts.intervalMs ?? scenario.file.live.intervalMs;
+  check(
+    Number.isInteger(intervalMs) && intervalMs >= 500,
+    "intervalMs",
+    `must be an integer >= 500, got ${intervalMs}`,
+  );
+  const blocks: BlockSetting = parseBlockSetting(opts.blocks ?? scenario.file.live.blocks);
+  const outDir = path.resolve(opts.outDir);
+  const agentsDir = path.join(outDir, "agents");
+  fs.mkdirSync(agentsDir, { recursive: true });
+  for (const f of fs.readdirSync(agentsDir)) fs.rmSync(path.join(agentsDir, f), { force: true, recursive: true });
+
+  const clock = new LiveClock();
+  const rng = createRng(opts.seed);
+  const group = new ProcessGroup();
+  const lead = scenario.file.prosumer.leadIntervals;
+  const config: Record<string, unknown> = {
+    seed: opts.seed,
+    scenario: scenario.file,
+    scenarioSource: path.relative(ROOT, scenario.source),
+    overrides: { intervals, intervalMs, blocks: formatBlockSetting(blocks), households: householdCount },
+    rpcUrl: opts.rpcUrl ?? null,
+    node: opts.rpcUrl ? "external" : (opts.node ?? "hardhat"),
+    startedAt: new Date(clock.now()).toISOString(),
+  };
+  const writeConfig = () => fs.writeFileSync(path.join(outDir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+  writeConfig();
+
+  let blockProduction: { stop(): Promise<void> } | undefined;
+  try {
+    // ---------------------------------------------------------------- chain
+    let url = opts.rpcUrl;
+    if (!url) {
+      const node = await startNode(group, opts.node ?? "hardhat", {
+        logFile: path.join(outDir, "node.log"),
+        timeoutMs: opts.startupTimeoutMs ?? 90_000,
+      });
+      url = node.url;
+      log(`${node.kind} node on ${url} (pid ${node.managed.pid})`);
+    }
+    const chainId = Number(await rpc(url, "eth_chainId"));
+    const provider = new JsonRpcProvider(url, Network.from(chainId), {
+      staticNetwork: true,
+      batchMaxCount: 1,
+      cacheTimeout: -1,
+      pollingInterval: 100,
+    });
+    // Deploy on automine, whatever the node's setting, so setup does not wait for blocks.
+    await rpc(url, "evm_setAutomine", [true]).catch(() => undefined);
+    const dsoKey = devKey(0);
+    const market = await deployEnergyMarket(new SerialNonceSigner(dsoKey, provider));
+    const marketAddress = await market.getAddress();
+    const fromBlock = (await market.deploymentTransaction()?.wait())?.blockNumber ?? 0;
+    log(`EnergyMarket at ${marketAddress} (block ${fromBlock})`);
+    Object.assign(config, { chainId, marketAddress, deployBlock: fromBlock, rpcUrlUsed: url });
+
+    // ---------------------------------------------------------------- DSO
+    const households = scenario.households;
+    const keys = new Map(households.map((h) => [h.id, generateSigningKey()]));
+    const price = scenario.file.market.basePriceMicroPerWInterval;
+    const registry = dsoRegistry(
+      scenario,
+      (id) => publicKeyHex(keys.get(id) as ReturnType<typeof generateSigningKey>),
+      intervals,
+    );
+    const dsoSigning = generateSigningKey();
+    const dsoDir = path.join(outDir, "dso");
+    fs.mkdirSync(dsoDir, { recursive: true });
+    fs.rmSync(path.join(dsoDir, "dso.sqlite"), { force: true });
+    const gasMode = scenario.file.prosumer.gasFunding;
+    const dsoConfigPath = path.join(dsoDir, "dso.json");
+    fs.writeFileSync(
+      dsoConfigPath,
+      JSON.stringify(
+        {
+          rpcUrl: url,
+          marketAddress,
+          dsoPrivateKey: dsoKey,
+          signingKeyHex: Buffer.from(dsoSigning.secretKey).toString("hex"),
+          endpoint: "tcp://127.0.0.1:*",
+          dbPath: "dso.sqlite",
+          registry,
+          gasFundingWei: gasMode === "dso" ? scenario.file.prosumer.gasPerAddressWei : "0",
+          fromBlock,
+          logPollIntervalMs: 100,
+        },
+        null,
+        2,
+      ),
+    );
+    const dso = group.spawn(
+      "dso",
+      process.execPath,
+      [...TS_NODE, path.join(ROOT, "agents", "dso-process.ts"), "--config", dsoConfigPath],
+      {
+        env: tsEnv(),
+        logFile: path.join(dsoDir, "dso.log"),
+      },
+    );
+    const ready = await waitForOutput(dso, /\{"event":"ready".*\}/, opts.startupTimeoutMs ?? 90_000);
+    const dsoEndpoint = (JSON.parse(ready[0]) as { endpoint: string }).endpoint;
+    log(`DSO on ${dsoEndpoint} (pid ${dso.pid})`);
+
+    // ---------------------------------------------------------------- households
+    if (gasMode === "household-main") {
+      // The households' own ether, from before the run: a dev account plays the exchange they bought it on.
+      const bank = new SerialNonceSigner(devKey(1), provider);
+      for (const h of households) {
+        const main = new PseudonymWallet({
+          runSeed: opts.seed,
+          householdId: h.id,
+          policy: { kind: "single" },
+          rng,
+        }).main();
+        await (await bank.sendTransaction({ to: main.address, value: 10n ** 19n })).wait();
+      }
+    }
+    const procs: { id: string; m: Managed; recordFile: string }[] = [];
+    households.forEach((h, i) => {
+      const recordFile = path.join(agentsDir, `${h.id}.jsonl`);
+      const cfg: ProsumerConfig = {
+        householdId: h.id,
+        runSeed: opts.seed,
+        rpcUrl: url as string,
+        chainId,
+        marketAddress,
+        fromBlock,
+        dsoEndpoint,
+        dsoPublicKeyHex: publicKeyHex(dsoSigning),
+        longTermSecretHex: Buffer.from((keys.get(h.id) as ReturnType<typeof generateSigningKey>).secretKey).toString(
+          "hex",
+        ),
+        sourceAddress: loopbackAddressFor(i),
+        rotation: scenario.file.prosumer.rotation,
+        gasFunding: gasMode,
+        gasPerAddressWei: scenario.file.prosumer.gasPerAddressWei,
+        trueNetW: Object.fromEntries(
+          Object.entries(h.trueNetW).filter(([k]) => Number(k) < scenario.firstInterval + intervals),
+        ),
+        forecastErrorRelativeSd: scenario.file.prosumer.forecastErrorRelativeSd,
+        pvCapacityW: h.pvCapacityW,
+        connectionLimitW: h.connectionLimitW,
+        basePriceMicroPerWInterval: price,
+        schedule: { firstInterval: scenario.firstInterval, intervalCount: intervals, intervalMs, leadIntervals: lead },
+        recordFile,
+      };
+      const cfgPath = path.join(agentsDir, `${h.id}.config.json`);
+      fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+      const m = group.spawn(
+        `household ${h.id}`,
+        process.execPath,
+        [...TS_NODE, path.join(ROOT, "agents", "prosumer-process.ts"), cfgPath],
+        {
+          env: tsEnv(),
+          logFile: path.join(agentsDir, `${h.id}.log`),
+        },
+      );
+      procs.push({ id: h.id, m, recordFile });
+    });
+    await Promise.all(procs.map((p) => waitForOutput(p.m, /"ready":true/, opts.startupTimeoutMs ?? 90_000)));
+    log(`${procs.length} households ready`);
+
+    blockProduction = await startBlockProduction({
+      url,
+      setting: blocks,
+      rng: rng.fork("blocks"),
+      clock,
+      onError: (e) => log(`evm_mine failed: ${String(e)}`),
+    });
+    const startAtMs = clock.now() + 500;
+    Object.assign(config, {
+      startAtMs,
+      households: households.map((h) => h.id),
+      processes: group.list().map((m) => ({ name: m.name, pid: m.pid })),
+    });
+    writeConfig();
+    for (const p of procs) p.m.child.stdin?.write(`${JSON.stringify({ startAtMs })}\n`);
+    const runMs = (intervals + lead) * intervalMs;
+    log(
+      `trading ${intervals} intervals of ${intervalMs} ms (lead ${lead}), blocks ${formatBlockSetting(blocks)}; about ${Math.round(runMs / 1000)} s`,
+    );
+
+    // Households end by themselves once everything is deposited (or their drain times out).
+    const deadline = runMs + 4 * intervalMs + 60_000;
+    const ended = await Promise.race([
+      Promise.all(procs.map((p) => p.m.exited)).then(() => "done" as const),
+      clock.sleep(deadline).then(() => "timeout" as const),
+      dso.exited.then(() => "dso-exited" as const),
+    ]);
+    if (ended === "dso-exited") {
+      // Without the DSO nothing can be minted or settled: a run that goes on measures nothing.
+      throw new PetraError(
+        "PROCESS_FAILED",
+        `the DSO process exited mid-run (${dso.child.exitCode ?? dso.child.signalCode}): ${dso.output().slice(-1000)}`,
+        {
+          name: "dso",
+        },
+      );
+    }
+    if (ended === "timeout")
+      log(`households still running ${Math.round(deadline / 1000)} s after the start: stopping them`);
+    const failed = procs.filter((p) => p.m.child.exitCode !== 0);
+    for (const p of failed)
+      log(`household ${p.id} exited ${p.m.child.exitCode ?? p.m.child.signalCode}: ${p.m.output().slice(-500)}`);
+    const drained = procs.map((p) => /"done":true,"drained":true/.test(p.m.output()));
+    await blockProduction.stop();
+    blockProduction = undefined;
+    // Let the DSO see the last deposits before it stops.
+    await clock.sleep(300);
+
+    // ---------------------------------------------------------------- results
+    // The ledger in the attack suite's dataset format, read the way any chain observer would.
+    const ledger = await readDatasetFromRpc({ rpcUrl: url, market: marketAddress, fromBlock });
+    writeDataset(path.join(outDir, "ledger.jsonl"), ledger);
+    const records: HouseholdRecord[] = [];
+    for (const p of procs) {
+      if (!fs.existsSync(p.recordFile)) continue;
+      for (const line of fs.readFileSync(p.recordFile, "utf8").split("\n"))
+        if (line.trim()) records.push({ ...JSON.parse(line), household: p.id });
+    }
+    const { rows, postedOffers } = clearingRows(records);
+    fs.writeFileSync(path.join(outDir, "clearing-times.csv"), clearingCsv(rows));
+    writeGroundTruth(path.join(outDir, "ground-truth.json"), scenario, opts.seed, records, intervals);
+
+    const clearing = distribution(rows.map((r: ClearingRow) => r.clearingS));
+    const txs = ledger.transactions;
+    const summary: LiveSummary = {
+      scenario: scenario.file.name,
+      seed: opts.seed,
+      node: config.node as string,
+      blocks: formatBlockSetting(blocks),
+      intervalMs,
+      intervals,
+      households: households.length,
+      withdrawals: {
+        accepted: records.filter((r) => r.kind === "withdraw" && r.ok).length,
+        refused: records.filter((r) => r.kind === "withdraw" && !r.ok).length,
+      },
+      offers: { posted: postedOffers, cleared: rows.length },
+      clearingS: clearing,
+      paperClearingS: PAPER_CLEARING_S,
+      ratioToPaper: {
+        mean: clearing.mean / PAPER_CLEARING_S.mean,
+        median: clearing.median / PAPER_CLEARING_S.median,
+        p90: clearing.p90 / PAPER_CLEARING_S.p90,
+        max: clearing.max / PAPER_CLEARING_S.max,
+        variance: clearing.variance / PAPER_CLEARING_S.variance,
+      },
+      conservation: conservation(marketEvents(ledger)),
+      allDrained: drained.every(Boolean),
+      blocksMined: ledger.header.toBlock - fromBlock,
+      transactions: { total: txs.length, reverted: txs.filter((t) => t.status !== 1).length },
+    };
+    fs.writeFileSync(path.join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    log(
+      `cleared ${rows.length}/${postedOffers} offers; clearing time mean ${clearing.mean.toFixed(2)} s, median ${clearing.median.toFixed(2)} s, p90 ${clearing.p90.toFixed(2)} s, max ${clearing.max.toFixed(2)} s (paper 11.79/11/23/38 s)`,
+    );
+    if (failed.length > 0) {
+      throw new PetraError(
+        "PROCESS_FAILED",
+        `${failed.length} household process(es) failed: ${failed.map((p) => p.id).join(", ")} (see ${agentsDir})`,
+        { failed: failed.map((p) => p.id) },
+      );
+    }
+    return summary;
+  } finally {
+    await blockProduction?.stop().catch(() => undefined);
+    await group.stopAll();
+  }
+}
+
+/**
+ * The ground truth in the attack suite's format (attacks/ground-truth.ts, README "The ground-truth
+ * file"), plus what only this runner knows: feeders, pseudonym order, each withdrawal's forecast.
+ */
+function writeGroundTruth(
+  file: string,
+  scenario: Scenario,
+  seed: number,
+  records: readonly HouseholdRecord[],
+  intervals: number,
+): void {
+  const window = Array.from({ length: intervals }, (_, i) => scenario.firstInterval + i);
+  const truth = {
+    version: 1,
+    seed,
+    firstInterval: scenario.firstInterval,
+    households: scenario.households.map((h) => {
+      const mine = records.filter((r) => r.household === h.id);
+      const pseudonyms = mine.flatMap((r) =>
+        r.kind === "pseudonym" ? [{ index: r.index, address: r.address, firstInterval: r.interval }] : [],
+      );
+      const main = new PseudonymWallet({
+        runSeed: seed,
+        householdId: h.id,
+        policy: { kind: "single" },
+        rng: createRng(0),
+      }).main().address;
+      const netW = window.map((k) => h.trueNetW[k] ?? 0);
+      return {
+        id: h.id,
+        addresses: [main, ...pseudonyms.map((p) => p.address)],
+        role: netW.reduce((s, w) => s + w, 0) > 0 ? "producer" : "consumer",
+        pvCapacityW: h.pvCapacityW,
+        netW,
+        feeder: h.feeder,
+        column: h.column,
+        connectionLimitW: h.connectionLimitW,
+        mainAddress: main,
+        pseudonyms,
+        withdrawals: mine.flatMap((r) =>
+          r.kind === "withdraw" ? [{ interval: r.interval, address: r.address, forecastW: r.powerW, ok: r.ok }] : [],
+        ),
+      };
+    }),
+  };
+  fs.writeFileSync(file, `${JSON.stringify(truth, null, 2)}\n`);
+}
+
+/** The scenario with only its first `count` households, and only the feeders they are on. */
+function restrictHouseholds(scenario: Scenario, count: number): Scenario {
+  if (count === scenario.households.length) return scenario;
+  const households = scenario.households.slice(0, count);
+  const feeders = new Set(households.map((h) => h.feeder));
+  const feederRatingW = Object.fromEntries(Object.entries(scenario.feederRatingW).filter(([f]) => feeders.has(f)));
+  return { ...scenario, households, feederRatingW };
+}
+
+/**
+ * What the DSO knows about the scenario's grid (agents/household-registry.ts): feeders with their
+ * ratings, households with their long-term keys, limits and a starting balance.
+ */
+export function dsoRegistry(scenario: Scenario, publicKeyHexOf: (householdId: string) => string, intervals: number) {
+  const price = scenario.file.market.basePriceMicroPerWInterval;
+  return {
+    feeders: Object.entries(scenario.feederRatingW).map(([id, ratingW]) => ({ id, ratingW })),
+    households: scenario.households.map((h) => ({
+      id: h.id,
+      publicKeyHex: publicKeyHexOf(h.id),
+      feederId: h.feeder,
+      pvCapacityW: h.pvCapacityW,
+      connectionLimitW: h.connectionLimitW,
+      // Enough to buy its whole connection limit at the base price in every interval of the run.
+      initialBalance: h.connectionLimitW * price * intervals,
+    })),
+  };
+}
+
+/** Reads a run directory's summary.json. */
+export function readSummary(outDir: string): LiveSummary {
+  return JSON.parse(fs.readFileSync(path.join(outDir, "summary.json"), "utf8")) as LiveSummary;
+}

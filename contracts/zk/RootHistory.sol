@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {InternalLeanIMT, LeanIMTData} from "@zk-kit/lean-imt.sol/InternalLeanIMT.sol";
+import {ZK_MAX_LEAVES, ZK_ROOT_HISTORY_SIZE} from "../verifiers/ZkConstants.sol";
+
+/// @title RootHistory: a LeanIMT of commitments plus the last ROOT_HISTORY_SIZE roots
+/// @notice A proof is made against the root the prover saw; deposits landing before the proof
+///         would otherwise invalidate it, so (as Tornado Cash does) any of the recent roots is
+///         accepted. The tree is the LeanIMT of zk-kit's lean-imt.sol, the same algorithm as
+///         mixer/merkle-tree.ts and the circuits' LeanIMTRoot. Its Poseidon is PoseidonT3 from
+///         poseidon-solidity, a library with a public function, so deployments link it.
+abstract contract RootHistory {
+    using InternalLeanIMT for LeanIMTData;
+
+    /// @notice The tree holds at most 2^TREE_DEPTH leaves: the circuits prove paths of at most that depth.
+    error RootHistory__TreeFull(uint256 size);
+
+    LeanIMTData internal _tree;
+    /// @dev Ring buffer: a slot is rewritten every ROOT_HISTORY_SIZE insertions, so after the
+    ///      first round an insertion costs a warm rewrite, not a fresh slot (unlike a mapping).
+    uint256[ZK_ROOT_HISTORY_SIZE] private _roots;
+    uint256 private _rootCursor;
+
+    function _insertLeaf(uint256 leaf) internal returns (uint256 index, uint256 newRoot) {
+        (index, newRoot) = _insertLeafKeepingHistory(leaf);
+        _pushRoot(newRoot);
+    }
+
+    /// @dev For a transaction that inserts several leaves: only the root it ends with is ever
+    ///      visible to a prover, so only that one should take a slot of the history.
+    function _insertLeafKeepingHistory(uint256 leaf) internal returns (uint256 index, uint256 newRoot) {
+        index = _tree.size;
+        if (index >= ZK_MAX_LEAVES) revert RootHistory__TreeFull(index);
+        newRoot = _tree._insert(leaf);
+    }
+
+    function _pushRoot(uint256 newRoot) internal {
+        uint256 cursor = (_rootCursor + 1) % ZK_ROOT_HISTORY_SIZE;
+        _roots[cursor] = newRoot;
+        _rootCursor = cursor;
+    }
+
+    /// @notice Whether `root` is the current root or one of the ROOT_HISTORY_SIZE - 1 before it.
+    ///         Searches newest first: a fresh proof costs one storage read.
+    function isKnownRoot(uint256 root) public view returns (bool) {
+        if (root == 0) return false;
+        uint256 cursor = _rootCursor;
+        for (uint256 i = 0; i < ZK_ROOT_HISTORY_SIZE; ++i) {
+            if (_roots[cursor] == root) return true;
+            cursor = cursor == 0 ? ZK_ROOT_HISTORY_SIZE - 1 : cursor - 1;
+        }
+        return false;
+    }
+
+    function currentRoot() public view returns (uint256) {
+        return _tree._root();
+    }
+
+    function treeSize() public view returns (uint256) {
+        return _tree.size;
+    }
+
+    function treeDepth() public view returns (uint256) {
+        return _tree.depth;
+    }
+}

@@ -1,0 +1,119 @@
+import { expect } from "chai";
+import { HDNodeWallet } from "ethers";
+import { LiveChain } from "../../agents/chain-live";
+import { LiveClock } from "../../agents/clock-live";
+import { deployEnergyMarket } from "../../agents/deploy-market";
+import type { ChainLog } from "../../agents/interfaces";
+import { DirectTransport } from "../../agents/transport-direct";
+import { type LiveNode, ProcessGroup, rpc, startNode } from "../../analysis/live-processes";
+import { EnergyMarket__factory } from "../../typechain-types";
+
+const MNEMONIC = "test test test test test test test test test test test junk";
+const key = (i: number) => HDNodeWallet.fromPhrase(MNEMONIC, undefined, `m/44'/60'/0'/0/${i}`).privateKey;
+const MARKET = EnergyMarket__factory.createInterface();
+
+describe("LiveChain # against hardhat node over JSON-RPC", function () {
+  this.timeout(90_000);
+  const group = new ProcessGroup();
+  const transport = new DirectTransport({ sourceAddressByIdentity: { dso: "127.0.0.9", alice: "127.0.0.10" } });
+  let node: LiveNode;
+  let chain: LiveChain;
+
+  before(async () => {
+    node = await startNode(group, "hardhat");
+    const clock = new LiveClock();
+    const bootstrap = await LiveChain.connect({
+      rpcUrl: node.url,
+      marketAddress: `0x${"00".repeat(20)}`,
+      transport,
+      identity: "dso",
+      clock,
+    });
+    const market = await deployEnergyMarket(bootstrap.signer(key(0)));
+    bootstrap.destroy();
+    chain = await LiveChain.connect({
+      rpcUrl: node.url,
+      marketAddress: await market.getAddress(),
+      transport,
+      identity: "dso",
+      clock,
+      pollIntervalMs: 50,
+    });
+  });
+
+  after(async () => {
+    chain?.destroy();
+    await transport.close();
+    await group.stopAll();
+  });
+
+  it("numbers concurrent sends from one signer without reusing or skipping a nonce", async () => {
+    const dso = chain.signer(key(0));
+    const market = chain.market(dso);
+    const sends = Array.from({ length: 20 }, (_, i) => market.addEnergyAsset(dso.address, 1000 + i, 1, 1));
+    const txs = await Promise.all(sends);
+    const receipts = await Promise.all(txs.map((t) => t.wait()));
+    expect(receipts.every((r) => r?.status === 1)).to.equal(true);
+    const nonces = txs.map((t) => t.nonce).sort((a, b) => a - b);
+    for (let i = 1; i < nonces.length; i++) expect(nonces[i]).to.equal((nonces[0] as number) + i);
+  });
+
+  it("leaves no nonce gap after a send that reverts in gas estimation", async () => {
+    const alice = chain.signer(key(3));
+    const market = chain.market(alice);
+    // Not the DSO: reverts with EnergyMarket__NotMinter before it gets a nonce.
+    let reverted = false;
+    await market.addEnergyAsset(alice.address, 5, 1, 1).catch(() => {
+      reverted = true;
+    });
+    expect(reverted).to.equal(true);
+    const ok = await (await alice.sendTransaction({ to: alice.address, value: 1n })).wait();
+    expect(ok?.status).to.equal(1);
+  });
+
+  it("works with blocks mined on a timer (automine off)", async () => {
+    await rpc(node.url, "evm_setAutomine", [false]);
+    const timer = setInterval(() => void rpc(node.url, "evm_mine").catch(() => undefined), 200);
+    try {
+      const dso = chain.signer(key(0));
+      const txs = await Promise.all([0, 1, 2].map((i) => chain.market(dso).addFinancialBalance(dso.address, 10 + i)));
+      const receipts = await Promise.all(txs.map((t) => t.wait()));
+      expect(receipts.every((r) => r?.status === 1)).to.equal(true);
+    } finally {
+      clearInterval(timer);
+      await rpc(node.url, "evm_setAutomine", [true]);
+    }
+  });
+
+  it("delivers every market log once, in chain order, from the first block on, across a lost filter", async () => {
+    const seen: ChainLog[] = [];
+    let pollErrors = 0;
+    const watch = chain.watchMarketLogs({ fromBlock: 0, onError: () => pollErrors++ }, (logs) => {
+      seen.push(...logs);
+    });
+    try {
+      const waitFor = async (n: number) => {
+        for (let i = 0; i < 100 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 50));
+      };
+      await waitFor(23);
+      expect(seen.length).to.equal(23);
+      // Drop every filter the node has: the watch must start a new one without losing or repeating logs.
+      for (let id = 0; id < 10; id++)
+        await rpc(node.url, "eth_uninstallFilter", [`0x${id.toString(16)}`]).catch(() => undefined);
+      const dso = chain.signer(key(0));
+      await (await chain.market(dso).addEnergyAsset(dso.address, 77, 2, 2)).wait();
+      await waitFor(24);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      watch.cancel();
+    }
+    expect(seen.length).to.equal(24);
+    expect(pollErrors, "the filter was never lost: the test proves nothing").to.be.at.least(1);
+    const order = seen.map((l) => l.blockNumber * 1000 + l.logIndex);
+    expect([...order].sort((a, b) => a - b)).to.deep.equal(order);
+    expect(new Set(order).size).to.equal(order.length);
+    const last = MARKET.parseLog(seen[23] as ChainLog);
+    expect(last?.name).to.equal("AssetAdded");
+    expect(last?.args.powerW).to.equal(77n);
+  });
+});

@@ -1,0 +1,91 @@
+import { expect } from "chai";
+import { PseudonymWallet, type RotationPolicy } from "../../agents/pseudonym-wallet";
+import { isError } from "../../common/errors";
+import { createRng } from "../../common/rng";
+
+function wallet(policy: RotationPolicy, opts: { runSeed?: number; householdId?: string; rngSeed?: number } = {}) {
+  return new PseudonymWallet({
+    runSeed: opts.runSeed ?? 7,
+    householdId: opts.householdId ?? "f1-h2-c8",
+    policy,
+    rng: createRng(opts.rngSeed ?? 1),
+  });
+}
+
+const addressesFor = (w: PseudonymWallet, intervals: number[]) => intervals.map((k) => w.next(k).address);
+
+describe("PseudonymWallet # derivation", () => {
+  it("derives the same addresses from the same run seed and household", () => {
+    expect(wallet({ kind: "per-offer" }).at(3).address).to.equal(wallet({ kind: "per-offer" }).at(3).address);
+    expect(wallet({ kind: "single" }).main().address).to.equal(wallet({ kind: "single" }).main().address);
+  });
+
+  it("gives other households and other seeds other addresses", () => {
+    const a = wallet({ kind: "single" }).at(0).address;
+    expect(wallet({ kind: "single" }, { householdId: "f4-h5-c1" }).at(0).address).to.not.equal(a);
+    expect(wallet({ kind: "single" }, { runSeed: 8 }).at(0).address).to.not.equal(a);
+  });
+
+  it("keeps the main address apart from every pseudonym", () => {
+    const w = wallet({ kind: "per-offer" });
+    const main = w.main().address;
+    for (let i = 0; i < 20; i++) expect(w.at(i).address).to.not.equal(main);
+  });
+
+  it("hands out keys that control the addresses", async () => {
+    const { Wallet } = await import("ethers");
+    const p = wallet({ kind: "single" }).at(0);
+    expect(new Wallet(p.privateKey).address).to.equal(p.address);
+  });
+});
+
+describe("PseudonymWallet # rotation", () => {
+  const intervals = [57, 57, 58, 58, 58, 59, 60, 60];
+
+  it("single: one address for everything", () => {
+    const w = wallet({ kind: "single" });
+    expect(new Set(addressesFor(w, intervals)).size).to.equal(1);
+    expect(w.used()).to.have.length(1);
+  });
+
+  it("per-interval: one address per interval, a new one for each new interval", () => {
+    const w = wallet({ kind: "per-interval" });
+    const a = addressesFor(w, intervals);
+    expect(a[0]).to.equal(a[1]);
+    expect(a[2]).to.equal(a[4]);
+    expect(new Set(a).size).to.equal(4);
+    // Coming back to an interval gives its address again, not a fresh one.
+    expect(w.next(57).address).to.equal(a[0]);
+  });
+
+  it("per-offer: a fresh address for every withdrawal", () => {
+    const w = wallet({ kind: "per-offer" });
+    expect(new Set(addressesFor(w, intervals)).size).to.equal(intervals.length);
+  });
+
+  it("pool: only pool members, chosen by the seeded rng, reproducibly", () => {
+    const draws = Array.from({ length: 200 }, (_, i) => 57 + (i % 14));
+    const w = wallet({ kind: "pool", poolSize: 4 });
+    const a = addressesFor(w, draws);
+    const pool = new Set([0, 1, 2, 3].map((i) => w.at(i).address));
+    for (const x of a) expect(pool.has(x)).to.equal(true);
+    expect(new Set(a).size).to.equal(4);
+    expect(addressesFor(wallet({ kind: "pool", poolSize: 4 }), draws)).to.deep.equal(a);
+    expect(addressesFor(wallet({ kind: "pool", poolSize: 4 }, { rngSeed: 2 }), draws)).to.not.deep.equal(a);
+  });
+
+  it("rejects a bad policy naming the field", () => {
+    for (const [policy, field] of [
+      [{ kind: "pool", poolSize: 0 }, "policy.poolSize"],
+      [{ kind: "sometimes" }, "policy.kind"],
+    ] as const) {
+      try {
+        wallet(policy as unknown as RotationPolicy);
+        expect.fail("accepted a bad policy");
+      } catch (e) {
+        expect(isError(e, "INVALID_ARGUMENT")).to.equal(true);
+        expect((e as Error).message).to.contain(field);
+      }
+    }
+  });
+});

@@ -1,0 +1,193 @@
+import { loadFixture } from "@nomicfoundation/hardhat-network-helpers";
+import { expect } from "chai";
+import { ZK } from "../../../common/zk-params";
+import { POSEIDON_T3_LINK } from "../../../mixer/deploy";
+import { MerkleTree } from "../../../mixer/merkle-tree";
+import { createNote, type MixerNote, noteCommitment, noteNullifierHash } from "../../../mixer/note";
+import { buildPoseidon, type Poseidon } from "../../../mixer/poseidon";
+import { type ProofResult, Prover, type SolidityProof, toSolidityProof } from "../../../mixer/prover";
+import { syncMixerTree } from "../../../mixer/tree-sync";
+import { Mixer__factory, ReentrantMarketMock__factory } from "../../../typechain-types";
+import { counterBytes } from "../../fixtures/zk";
+import { deployZkMarketFixture, type ZkMarketFixture } from "../../fixtures/zk-market";
+
+const FEE = 25n;
+
+describe("Mixer", () => {
+  let poseidon: Poseidon;
+  let prover: Prover;
+  let notes: MixerNote[];
+  let tree: MerkleTree;
+  let recipient: string;
+  let relayer: string;
+  let proof: SolidityProof;
+  let result: ProofResult;
+
+  /** The fixture plus the same five deposits the off-chain tree holds, so one proof serves every test. */
+  async function withDeposits(): Promise<ZkMarketFixture> {
+    const f = await deployZkMarketFixture();
+    for (const n of notes) await (await f.mixer.connect(f.dso).deposit(noteCommitment(poseidon, n))).wait();
+    return f;
+  }
+
+  const withdraw = (
+    f: ZkMarketFixture,
+    o: { root?: bigint; nullifierHash?: bigint; recipient?: string; relayer?: string; fee?: bigint } = {},
+  ) =>
+    f.mixer
+      .connect(f.carol)
+      .withdraw(
+        proof.pA,
+        proof.pB,
+        proof.pC,
+        o.root ?? tree.root,
+        o.nullifierHash ?? noteNullifierHash(poseidon, notes[3] as MixerNote),
+        o.recipient ?? recipient,
+        o.relayer ?? relayer,
+        o.fee ?? FEE,
+      );
+
+  before(async () => {
+    poseidon = await buildPoseidon();
+    prover = new Prover();
+    const rnd = counterBytes(50);
+    notes = Array.from({ length: 5 }, () =>
+      createNote({ chainId: 31337n, denomination: ZK.mixer.denominations[0] as bigint, randomBytes: rnd }),
+    );
+    tree = await MerkleTree.create({ leaves: notes.map((n) => noteCommitment(poseidon, n)) });
+    const f = await loadFixture(deployZkMarketFixture);
+    recipient = (f.others[0] as { address: string }).address;
+    relayer = f.carol.address;
+    const note = notes[3] as MixerNote;
+    const p = tree.proof(3);
+    result = await prover.prove("mixer-withdraw", {
+      root: tree.root,
+      nullifierHash: noteNullifierHash(poseidon, note),
+      recipient: BigInt(recipient),
+      relayer: BigInt(relayer),
+      fee: FEE,
+      nullifier: note.nullifier,
+      secret: note.secret,
+      depth: p.depth,
+      leafIndex: p.leafIndex,
+      siblings: p.siblings,
+    });
+    proof = toSolidityProof(result.proof);
+  });
+
+  after(async () => {
+    await prover.close();
+  });
+
+  describe("Mixer # deposit", () => {
+    it("keeps the same root as the TypeScript tree (and so the circuit) after every deposit", async () => {
+      const f = await loadFixture(deployZkMarketFixture);
+      const mirror = await MerkleTree.create();
+      expect(await f.mixer.currentRoot()).to.equal(0n);
+      for (const [i, n] of notes.entries()) {
+        const c = noteCommitment(poseidon, n);
+        mirror.insert(c);
+        await expect(f.mixer.connect(f.dso).deposit(c)).to.emit(f.mixer, "Deposit").withArgs(c, i, mirror.root);
+        expect(await f.mixer.currentRoot()).to.equal(mirror.root);
+        expect(await f.mixer.isKnownRoot(mirror.root)).to.equal(true);
+      }
+      expect(mirror.root).to.equal(tree.root);
+      expect(await f.mixer.treeDepth()).to.equal(BigInt(mirror.depth));
+    });
+
+    it("accepts deposits from the DSO only", async () => {
+      const f = await loadFixture(deployZkMarketFixture);
+      await expect(f.mixer.connect(f.alice).deposit(123n))
+        .to.be.revertedWithCustomError(f.mixer, "Mixer__NotDSO")
+        .withArgs(f.alice.address);
+    });
+
+    it("refuses a duplicate or zero commitment (the tree's own checks)", async () => {
+      const f = await loadFixture(withDeposits);
+      await expect(
+        f.mixer.connect(f.dso).deposit(noteCommitment(poseidon, notes[0] as MixerNote)),
+      ).to.be.revertedWithCustomError(f.mixer, "LeafAlreadyExists");
+      await expect(f.mixer.connect(f.dso).deposit(0n)).to.be.revertedWithCustomError(f.mixer, "LeafCannotBeZero");
+    });
+  });
+
+  describe("Mixer # withdraw", () => {
+    it("pays the recipient the denomination minus the fee and the relayer the fee, once", async () => {
+      const f = await loadFixture(withDeposits);
+      const nh = noteNullifierHash(poseidon, notes[3] as MixerNote);
+      await expect(withdraw(f)).to.emit(f.mixer, "Withdrawal").withArgs(recipient, relayer, nh, FEE);
+      expect(await f.market.financialBalance(recipient)).to.equal(f.denomination - FEE);
+      expect(await f.market.financialBalance(relayer)).to.equal(FEE);
+      expect(await f.mixer.nullifierSpent(nh)).to.equal(true);
+      await expect(withdraw(f)).to.be.revertedWithCustomError(f.mixer, "Mixer__NullifierSpent").withArgs(nh);
+    });
+
+    for (const [what, change] of [
+      ["recipient", (f: ZkMarketFixture) => ({ recipient: f.alice.address })],
+      ["relayer", (f: ZkMarketFixture) => ({ relayer: f.bob.address })],
+      ["fee", () => ({ fee: FEE + 1n })],
+      ["nullifier hash", () => ({ nullifierHash: noteNullifierHash(poseidon, notes[1] as MixerNote) })],
+    ] as const) {
+      it(`rejects the proof with another ${what}`, async () => {
+        const f = await loadFixture(withDeposits);
+        await expect(withdraw(f, change(f))).to.be.revertedWithCustomError(f.mixer, "Mixer__InvalidProof");
+      });
+    }
+
+    it("rejects a root it never had", async () => {
+      const f = await loadFixture(withDeposits);
+      await expect(withdraw(f, { root: tree.root + 1n }))
+        .to.be.revertedWithCustomError(f.mixer, "Mixer__UnknownRoot")
+        .withArgs(tree.root + 1n);
+    });
+
+    it("rejects a fee above the denomination", async () => {
+      const f = await loadFixture(withDeposits);
+      const fee = f.denomination + 1n;
+      await expect(withdraw(f, { fee }))
+        .to.be.revertedWithCustomError(f.mixer, "Mixer__FeeTooHigh")
+        .withArgs(fee, f.denomination);
+    });
+
+    it(`accepts one of the last ${ZK.rootHistorySize} roots and forgets older ones`, async () => {
+      const f = await loadFixture(withDeposits);
+      for (let i = 0; i < ZK.rootHistorySize - 1; i++) await f.mixer.connect(f.dso).deposit(1000n + BigInt(i));
+      expect(await f.mixer.isKnownRoot(tree.root)).to.equal(true);
+      await f.mixer.connect(f.dso).deposit(999n);
+      expect(await f.mixer.isKnownRoot(tree.root)).to.equal(false);
+      // A deeper, ragged tree (35 leaves, depth 6) still has the TypeScript tree's root.
+      const mirror = await MerkleTree.create({
+        leaves: [...tree.leaves, ...Array.from({ length: ZK.rootHistorySize - 1 }, (_x, i) => 1000n + BigInt(i)), 999n],
+      });
+      expect(await f.mixer.currentRoot()).to.equal(mirror.root);
+      expect(await f.mixer.treeDepth()).to.equal(6n);
+      expect((await syncMixerTree(f.mixer)).leaves).to.deep.equal(mirror.leaves);
+      await expect(withdraw(f)).to.be.revertedWithCustomError(f.mixer, "Mixer__UnknownRoot");
+    });
+  });
+
+  describe("Mixer # reentrancy", () => {
+    it("refuses a market that calls back into withdraw (the lock fires before the nullifier check)", async () => {
+      const f = await loadFixture(deployZkMarketFixture);
+      const mock = await new ReentrantMarketMock__factory(f.dso).deploy();
+      const mixer = await new Mixer__factory({ [POSEIDON_T3_LINK]: f.zk.poseidonT3 }, f.dso).deploy(
+        await mock.getAddress(),
+        f.zk.mixerVerifier,
+        f.denomination,
+      );
+      for (const n of notes) await mixer.connect(f.dso).deposit(noteCommitment(poseidon, n));
+      const args = [
+        proof.pA,
+        proof.pB,
+        proof.pC,
+        tree.root,
+        noteNullifierHash(poseidon, notes[3] as MixerNote),
+        recipient,
+        relayer,
+        FEE,
+      ] as const;
+      await mock.setReplay(await mixer.getAddress(), mixer.interface.encodeFunctionData("withdraw", [...args]));
+      await expect(mixer.withdraw(...args)).to.be.revertedWithCustomError(mixer, "Mixer__Reentrancy");
+    });
+  });
+});
