@@ -1,19 +1,96 @@
 /**
- * A `hardhat node` subprocess on 127.0.0.1 and a free port: the live-mode JSON-RPC chain for
- * tests and benches that need real sockets. Started detached (own process group) and stopped by
- * PID; killed on parent exit too.
+ * Local JSON-RPC nodes on 127.0.0.1 and a free port: `hardhat node` or anvil (an independent
+ * implementation), started in a ProcessGroup and stopped by PID. The live runner, tests and
+ * benches all start their nodes here.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { PetraError } from "../common/errors";
 import { freePorts } from "./free-ports";
+import { type Managed, ProcessGroup, ROOT } from "./process-group";
+
+export async function rpc(url: string, method: string, params: unknown[] = []): Promise<unknown> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  const body = (await r.json()) as { result?: unknown; error?: { message?: string } };
+  if (body.error)
+    throw new PetraError("RPC_UNAVAILABLE", `${method} at ${url}: ${body.error.message}`, { url, method });
+  return body.result;
+}
+
+export type NodeKind = "hardhat" | "anvil";
+
+export interface LiveNode {
+  kind: NodeKind;
+  url: string;
+  managed: Managed;
+}
+
+/** Path of the anvil binary from @foundry-rs/anvil, or undefined when the package is not installed. */
+export function anvilBinary(): string | undefined {
+  for (const pkg of ["@foundry-rs/anvil-linux-amd64/bin/anvil", "@foundry-rs/anvil-linux-amd64/anvil"]) {
+    try {
+      return require.resolve(pkg, { paths: [ROOT] });
+    } catch {
+      // try the next layout
+    }
+  }
+  return undefined;
+}
+
+/** Starts a local JSON-RPC node on 127.0.0.1 and a free port, and waits until it answers. */
+export async function startNode(
+  group: ProcessGroup,
+  kind: NodeKind,
+  opts: { logFile?: string; timeoutMs?: number } = {},
+): Promise<LiveNode> {
+  const [port] = await freePorts(1);
+  let managed: Managed;
+  if (kind === "hardhat") {
+    const cli = require.resolve("hardhat/internal/cli/cli", { paths: [ROOT] });
+    managed = group.spawn(
+      "hardhat node",
+      process.execPath,
+      [cli, "node", "--hostname", "127.0.0.1", "--port", String(port)],
+      { logFile: opts.logFile },
+    );
+  } else {
+    const bin = anvilBinary();
+    if (!bin)
+      throw new PetraError(
+        "PROCESS_FAILED",
+        "anvil: @foundry-rs/anvil is not installed (npm install --save-dev @foundry-rs/anvil)",
+      );
+    managed = group.spawn("anvil", bin, ["--host", "127.0.0.1", "--port", String(port)], { logFile: opts.logFile });
+  }
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    if (managed.child.exitCode !== null) {
+      throw new PetraError(
+        "PROCESS_FAILED",
+        `${managed.name} exited (${managed.child.exitCode}): ${managed.output().slice(-2000)}`,
+      );
+    }
+    try {
+      await rpc(url, "eth_chainId");
+      return { kind, url, managed };
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline)
+      throw new PetraError(
+        "RPC_UNAVAILABLE",
+        `${managed.name} not answering on ${url}: ${managed.output().slice(-2000)}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 export interface RpcNodeOptions {
-  /** Default: a free port. */
-  port?: number;
   /** Startup budget. Default 60_000 ms (hardhat loads its config through ts-node). */
   timeoutMs?: number;
-  /** Project root with hardhat.config.ts. Default: this repository. */
-  cwd?: string;
 }
 
 export interface RpcNode {
@@ -23,75 +100,14 @@ export interface RpcNode {
   stop(): Promise<void>;
 }
 
+/** A hardhat node in a process group of its own, for tests and benches that need just a node. */
 export async function startHardhatNode(options: RpcNodeOptions = {}): Promise<RpcNode> {
-  const port = options.port ?? (await freePorts(1))[0];
-  const cwd = options.cwd ?? `${__dirname}/..`;
-  const hardhatCli = require.resolve("hardhat/internal/cli/cli", { paths: [cwd] });
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [hardhatCli, "node", "--hostname", "127.0.0.1", "--port", String(port)],
-    {
-      cwd,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  const pid = child.pid;
-  if (pid === undefined) throw new PetraError("PROCESS_FAILED", "could not spawn hardhat node");
-  const killAll = () => {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  };
-  process.once("exit", killAll);
-  let output = "";
-  child.stdout?.on("data", (d) => {
-    if (output.length < 20_000) output += d;
-  });
-  child.stderr?.on("data", (d) => {
-    if (output.length < 20_000) output += d;
-  });
-  const stop = async () => {
-    process.removeListener("exit", killAll);
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    try {
-      process.kill(-pid, "SIGTERM");
-    } catch {
-      return;
-    }
-    const t = setTimeout(killAll, 3000);
-    await exited;
-    clearTimeout(t);
-  };
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const group = new ProcessGroup();
   try {
-    for (;;) {
-      if (child.exitCode !== null) {
-        throw new PetraError("PROCESS_FAILED", `hardhat node exited (${child.exitCode}): ${output.slice(-2000)}`);
-      }
-      if (/Started HTTP and WebSocket JSON-RPC server/.test(output)) {
-        try {
-          const r = await fetch(url, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-          });
-          if (r.ok) break;
-        } catch {
-          // not yet
-        }
-      }
-      if (Date.now() > deadline)
-        throw new PetraError("RPC_UNAVAILABLE", `hardhat node not up on ${url}: ${output.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const node = await startNode(group, "hardhat", { timeoutMs: options.timeoutMs });
+    return { url: node.url, port: Number(new URL(node.url).port), pid: node.managed.pid, stop: () => group.stopAll() };
   } catch (e) {
-    await stop();
+    await group.stopAll();
     throw e;
   }
-  return { url, port, pid, stop };
 }

@@ -1,7 +1,7 @@
 import type { Clock } from "../agents/interfaces";
+import { rpc } from "../agents/rpc-node-process";
 import { check, PetraError } from "../common/errors";
 import type { Rng } from "../common/rng";
-import { rpc } from "./live-processes";
 
 /** How a live node produces blocks. */
 export type BlockSetting =

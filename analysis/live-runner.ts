@@ -5,8 +5,10 @@ import { SerialNonceSigner } from "../agents/chain-live";
 import { LiveClock } from "../agents/clock-live";
 import { deployEnergyMarket } from "../agents/deploy-market";
 import { generateSigningKey, publicKeyHex } from "../agents/envelope";
+import { type Managed, ProcessGroup, ROOT, waitForOutput } from "../agents/process-group";
 import type { ProsumerConfig } from "../agents/prosumer-process";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
+import { type NodeKind, rpc, startNode } from "../agents/rpc-node-process";
 import { loopbackAddressFor } from "../agents/transport-direct";
 import { marketEvents, writeDataset } from "../attacks/dataset";
 import { readDatasetFromRpc } from "../attacks/dataset-rpc";
@@ -23,7 +25,6 @@ import {
 } from "./clearing-times";
 import { type BlockSetting, formatBlockSetting, parseBlockSetting, startBlockProduction } from "./live-blocks";
 import { type Conservation, conservation } from "./live-ledger";
-import { type Managed, type NodeKind, ProcessGroup, ROOT, rpc, startNode, waitForOutput } from "./live-processes";
 import { loadScenario, type Scenario } from "./scenario";
 
 export interface LiveRunOptions {

@@ -4,8 +4,9 @@ import { LiveChain } from "../../agents/chain-live";
 import { LiveClock } from "../../agents/clock-live";
 import { deployEnergyMarket } from "../../agents/deploy-market";
 import type { ChainLog } from "../../agents/interfaces";
+import { ProcessGroup } from "../../agents/process-group";
+import { type LiveNode, rpc, startNode } from "../../agents/rpc-node-process";
 import { DirectTransport } from "../../agents/transport-direct";
-import { type LiveNode, ProcessGroup, rpc, startNode } from "../../analysis/live-processes";
 import { EnergyMarket__factory } from "../../typechain-types";
 
 const MNEMONIC = "test test test test test test test test test test test junk";

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
@@ -12,6 +11,7 @@ import { deployEnergyMarket } from "../../agents/deploy-market";
 import { DsoClient, type WithdrawRequest, type WithdrawResult } from "../../agents/dso-client";
 import { loadDsoProcessConfig } from "../../agents/dso-process";
 import { publicKeyHex } from "../../agents/envelope";
+import { freePorts } from "../../agents/free-ports";
 import type { EnergyMarket } from "../../typechain-types";
 import { hardhatPrivateKey, testGrid, testKey } from "../fixtures/dso";
 
@@ -29,17 +29,6 @@ interface DsoChild {
   child: ChildProcess;
   stderr: string[];
   exited: Promise<number | null>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
 }
 
 function spawnDso(configPath: string): DsoChild {
@@ -155,7 +144,7 @@ describe("dso-process # crash and restart", function () {
     const dsoKey = testKey("dso");
     const configPath = join(dir, "dso.json");
     const dbPath = join(dir, "dso.sqlite");
-    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const endpoint = `tcp://127.0.0.1:${(await freePorts(1))[0]}`;
     writeFileSync(
       configPath,
       JSON.stringify({

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
 import { HouseholdRegistry } from "../../agents/household-registry";
-import { anvilBinary, type NodeKind } from "../../analysis/live-processes";
+import { anvilBinary, type NodeKind } from "../../agents/rpc-node-process";
 import { dsoRegistry, type LiveSummary, runLive } from "../../analysis/live-runner";
 import { loadScenario } from "../../analysis/scenario";
 import { type Dataset, readDataset } from "../../attacks/dataset";
