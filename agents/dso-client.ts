@@ -127,10 +127,8 @@ export class DsoClient {
     this.#attempts = opts.attempts ?? 3;
     this.#onError = opts.onError;
     this.#dealer = new Dealer({ linger: 0 });
-    const endpoint = opts.transport
-      ? opts.transport.zmqEndpoint(opts.endpoint, opts.identity ?? opts.householdId)
-      : opts.endpoint;
-    this.#dealer.connect(endpoint);
+    if (opts.transport) opts.transport.zmqConnect(this.#dealer, opts.endpoint, opts.identity ?? opts.householdId);
+    else this.#dealer.connect(opts.endpoint);
     void this.#receiveLoop();
   }
 

@@ -28,6 +28,12 @@ export interface JsonRpcProviderOptions {
   pollingIntervalMs?: number;
 }
 
+/** The part of a zeromq.js socket a transport needs. */
+export interface ZmqConnectable {
+  socksProxy: string | null;
+  connect(endpoint: string): void;
+}
+
 /** How an agent's bytes leave it. `identity` is the pseudonym (or household) the traffic belongs to. */
 export interface Transport {
   readonly kind: "direct" | "tor";
@@ -37,10 +43,12 @@ export interface Transport {
    */
   jsonRpcProvider(url: string, identity: string, options?: JsonRpcProviderOptions): JsonRpcProvider;
   /**
-   * The endpoint string to hand to a ZeroMQ socket's connect() so that the connection leaves as
-   * `identity` (e.g. "tcp://127.0.0.7:0;127.0.0.1:5555" binds the source address in direct mode).
+   * Connects a ZeroMQ socket to `endpoint` so that the connection leaves as `identity`: from the
+   * household's source address in direct mode ("tcp://127.0.0.7:0;127.0.0.1:5555"), through the Tor
+   * client's SOCKS port with a per-identity username (its own circuit) in Tor mode. A method, not an
+   * endpoint string, because Tor mode must also set socket options.
    */
-  zmqEndpoint(endpoint: string, identity: string): string;
+  zmqConnect(socket: ZmqConnectable, endpoint: string, identity: string): void;
   close(): Promise<void>;
 }
 

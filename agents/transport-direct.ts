@@ -2,7 +2,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { FetchRequest, JsonRpcProvider, Network } from "ethers";
 import { check, PetraError } from "../common/errors";
-import type { JsonRpcProviderOptions, Transport } from "./interfaces";
+import type { JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
 
 export interface DirectTransportOptions {
   /**
@@ -89,6 +89,11 @@ export class DirectTransport implements Transport {
     return provider;
   }
 
+  zmqConnect(socket: ZmqConnectable, endpoint: string, identity: string): void {
+    socket.connect(this.zmqEndpoint(endpoint, identity));
+  }
+
+  /** The "source;destination" endpoint that binds the connection to `identity`'s source address. */
   zmqEndpoint(endpoint: string, identity: string): string {
     const m = /^tcp:\/\/(.+)$/.exec(endpoint);
     check(m !== null, "endpoint", `must be a tcp:// ZeroMQ endpoint, got "${endpoint}"`);

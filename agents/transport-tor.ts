@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { type FetchGetUrlFunc, FetchRequest, type JsonRpcApiProviderOptions, JsonRpcProvider, Network } from "ethers";
 import { SocksProxyAgent } from "socks-proxy-agent";
 import { check, PetraError } from "../common/errors";
-import type { JsonRpcProviderOptions, Transport } from "./interfaces";
+import type { JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
 import { TorControl } from "./tor/tor-control";
 import type { TorClientEndpoint } from "./tor/tor-network";
 
@@ -43,10 +43,7 @@ export interface TorTransportOptions {
 }
 
 /** The subset of a zeromq.js socket configureZmqSocket touches. */
-export interface ZmqSocksSocket {
-  socksProxy: string | null;
-  connect(endpoint: string): void;
-}
+export type ZmqSocksSocket = ZmqConnectable;
 
 const ZMQ_SOCKS_USERNAME = 99;
 const ZMQ_SOCKS_PASSWORD = 100;

@@ -156,7 +156,7 @@ describe("TorNetwork", () => {
     expect(net.bootstrapMs).to.be.greaterThan(0);
   });
 
-  it("reaches a loopback service over a 3-hop circuit that ends at one of its exits", async () => {
+  it("reaches a loopback service over a circuit of 3 hops or more that ends at one of its exits", async () => {
     const t0 = performance.now();
     const seen = await getVia(`http://127.0.0.1:${echoPort}/`, agentFor(net, "via-exit"));
     // Stream setup and the request each cross 3 delayed OR links twice.
@@ -167,9 +167,12 @@ describe("TorNetwork", () => {
     try {
       const mine = (await c.circuitStatus()).filter((ci) => ci.socksUsername === "via-exit" && ci.status === "BUILT");
       expect(mine.length).to.be.greaterThan(0);
+      // Tor may extend a pre-built circuit by one hop to reach a suitable exit (a cannibalised
+      // circuit), so 4 hops are legitimate; what matters is that no circuit is shorter than 3 hops
+      // and that every one ends at an exit.
       for (const ci of mine) {
-        expect(ci.path).to.have.length(3);
-        expect(exits).to.include(ci.path[2]);
+        expect(ci.path.length).to.be.at.least(3);
+        expect(exits).to.include(ci.path[ci.path.length - 1]);
       }
     } finally {
       c.close();
