@@ -709,3 +709,22 @@ function toRequestRow(r: RawRequestRow): RequestRow {
     failureMessage: r.failure_message,
   };
 }
+
+/**
+ * The DSO's own view of who is behind which anonymous address (household id -> addresses), read
+ * from its account book without opening it for writing. In plain PETra the DSO knows every link;
+ * the attack suite's dso-view heuristic takes this file as the upper bound the others are held to.
+ */
+export function exportDsoView(dbPath: string): Record<string, string[]> {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db
+      .prepare("SELECT household_id, address FROM anon_addresses ORDER BY household_id, created_ms, address")
+      .all() as Array<{ household_id: string; address: string }>;
+    const view: Record<string, string[]> = {};
+    for (const r of rows) (view[r.household_id] ??= []).push(r.address);
+    return view;
+  } finally {
+    db.close();
+  }
+}

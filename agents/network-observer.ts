@@ -11,6 +11,7 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
+import { Transaction } from "ethers";
 import { check } from "../common/errors";
 import { pipeWithDelay } from "./delay-proxy";
 
@@ -26,6 +27,23 @@ export interface ObservedConnection {
   bytesFromSource: number;
   bytesToSource: number;
 }
+
+/**
+ * A transaction the observer saw submitted (eth_sendRawTransaction), with the connection it came
+ * from. The operator of an RPC node sees the plaintext JSON-RPC, so this is what it can log; over
+ * Tor the source is an exit (here 127.0.0.1), not the household.
+ */
+export interface ObservedTransaction {
+  kind: "transaction";
+  observer: string;
+  sourceAddress: string;
+  sourcePort: number;
+  atMs: number;
+  txHash: string;
+  txFrom: string;
+}
+
+export type ObserverLogRecord = ObservedConnection | ObservedTransaction;
 
 export interface NetworkObserverOptions {
   /** Label written into every record. Default "rpc". */
@@ -46,6 +64,7 @@ export interface NetworkObserverOptions {
 
 export class NetworkObserver {
   readonly records: ObservedConnection[] = [];
+  readonly transactions: ObservedTransaction[] = [];
   private readonly sockets = new Set<Socket>();
 
   private constructor(
@@ -89,6 +108,23 @@ export class NetworkObserver {
       pipeWithDelay(client, upstream, delayMs, (n) => {
         record.bytesFromSource += n;
       });
+      const requests = new HttpRequestReader();
+      client.on("data", (chunk: Buffer) => {
+        for (const body of requests.push(chunk)) {
+          for (const tx of submittedTransactions(body)) {
+            const seen: ObservedTransaction = {
+              kind: "transaction",
+              observer: name,
+              sourceAddress: record.sourceAddress,
+              sourcePort: record.sourcePort,
+              atMs: now(),
+              ...tx,
+            };
+            observer?.transactions.push(seen);
+            if (options.logPath) appendFileSync(options.logPath, `${JSON.stringify(seen)}\n`);
+          }
+        }
+      });
       pipeWithDelay(upstream, client, delayMs, (n) => {
         record.bytesToSource += n;
       });
@@ -129,9 +165,59 @@ export class NetworkObserver {
 }
 
 /** Reads an observer log (JSONL) back, e.g. for the network-level attack. */
-export function readObserverLog(text: string): ObservedConnection[] {
+export function readObserverLog(text: string): ObserverLogRecord[] {
   return text
     .split("\n")
     .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as ObservedConnection);
+    .map((l) => JSON.parse(l) as ObserverLogRecord);
+}
+
+/**
+ * Splits a client's byte stream into HTTP request bodies (Content-Length framing, as ethers and
+ * every JSON-RPC client send them). Keeps at most one partial request buffered.
+ */
+export class HttpRequestReader {
+  #buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): string[] {
+    this.#buffer = Buffer.concat([this.#buffer, chunk]);
+    const bodies: string[] = [];
+    for (;;) {
+      const headerEnd = this.#buffer.indexOf("\r\n\r\n");
+      if (headerEnd < 0) break;
+      const headers = this.#buffer.subarray(0, headerEnd).toString("latin1");
+      const m = /\r\ncontent-length:\s*(\d+)/i.exec(headers);
+      const length = m ? Number(m[1]) : 0;
+      const total = headerEnd + 4 + length;
+      if (this.#buffer.length < total) break;
+      bodies.push(this.#buffer.subarray(headerEnd + 4, total).toString("utf8"));
+      this.#buffer = this.#buffer.subarray(total);
+    }
+    // A stream that is not HTTP must not grow the buffer without bound.
+    if (this.#buffer.length > 1 << 20) this.#buffer = Buffer.alloc(0);
+    return bodies;
+  }
+}
+
+/** The transactions a JSON-RPC request body submits (single or batch), decoded; [] for anything else. */
+export function submittedTransactions(body: string): Array<{ txHash: string; txFrom: string }> {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return [];
+  }
+  const calls = Array.isArray(json) ? json : [json];
+  const out: Array<{ txHash: string; txFrom: string }> = [];
+  for (const c of calls) {
+    const call = c as { method?: unknown; params?: unknown };
+    if (call?.method !== "eth_sendRawTransaction" || !Array.isArray(call.params)) continue;
+    try {
+      const tx = Transaction.from(String(call.params[0]));
+      if (tx.hash && tx.from) out.push({ txHash: tx.hash, txFrom: tx.from });
+    } catch {
+      // not a transaction ethers can decode: nothing to record
+    }
+  }
+  return out;
 }

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { aggregateRuns } from "../attacks/aggregate";
 import { type AttackResult, runAttack, writeAttackOutputs } from "../attacks/attack-runner";
-import { type Dataset, parseDataset, readDataset, sortDataset, writeDataset } from "../attacks/dataset";
+import { type Dataset, parseObserverLog, readDataset, sortDataset, writeDataset } from "../attacks/dataset";
 import { readDatasetFromRpc } from "../attacks/dataset-rpc";
 import { readGroundTruth } from "../attacks/ground-truth";
 import type { HeuristicName } from "../attacks/heuristic";
@@ -13,6 +13,8 @@ export interface AttackCommandOptions {
   run?: string[];
   rpc?: string;
   market?: string;
+  mixer?: string;
+  vault?: string;
   fromBlock?: number;
   toBlock?: number;
   observer?: string;
@@ -95,6 +97,8 @@ async function attackOne(
     dataset = await readDatasetFromRpc({
       rpcUrl: opts.rpc as string,
       market: opts.market,
+      mixer: opts.mixer,
+      vault: opts.vault,
       fromBlock: opts.fromBlock,
       toBlock: opts.toBlock,
     });
@@ -143,10 +147,13 @@ export function selectHeuristics(only?: string, without?: string): HeuristicName
 }
 
 function addObserver(ds: Dataset, file: string): void {
-  const header = JSON.stringify({ ...ds.header });
-  const lines = fs.readFileSync(file, "utf8").split("\n");
-  const parsed = parseDataset([header, ...lines], file);
-  ds.observer.push(...parsed.observer);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new PetraError("INVALID_ARGUMENT", `--observer: cannot read ${file} (${(e as Error).message})`, { file });
+  }
+  ds.observer.push(...parseObserverLog(text.split("\n"), file));
   sortDataset(ds);
 }
 

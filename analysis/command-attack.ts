@@ -16,6 +16,8 @@ export function attackCommand(): Command {
     )
     .option("--rpc <url>", "read the ledger from this JSON-RPC node instead (with --market)")
     .option("--market <address>", "EnergyMarket address, with --rpc")
+    .option("--mixer <address>", "Mixer address, with --rpc, to read its deposits and withdrawals")
+    .option("--vault <address>", "AllowanceVault address, with --rpc, to read its allowance events")
     .option("--from-block <n>", "first block to read, with --rpc", parseBlock, undefined)
     .option("--to-block <n>", "last block to read, with --rpc (default latest)", parseBlock, undefined)
     .option("--observer <file>", "a network observer log (JSONL) to add to the dataset")

@@ -1,10 +1,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HDNodeWallet, JsonRpcProvider, Network } from "ethers";
+import { exportDsoView } from "../agents/account-book";
 import { SerialNonceSigner } from "../agents/chain-live";
 import { LiveClock } from "../agents/clock-live";
 import { deployEnergyMarket } from "../agents/deploy-market";
 import { generateSigningKey, publicKeyHex } from "../agents/envelope";
+import { NetworkObserver } from "../agents/network-observer";
 import { type Managed, ProcessGroup, ROOT, waitForOutput } from "../agents/process-group";
 import type { ProsumerConfig } from "../agents/prosumer-process";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
@@ -132,6 +134,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
   writeConfig();
 
   let blockProduction: { stop(): Promise<void> } | undefined;
+  let observer: NetworkObserver | undefined;
   try {
     // ---------------------------------------------------------------- chain
     let url = opts.rpcUrl;
@@ -157,7 +160,22 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     const marketAddress = await market.getAddress();
     const fromBlock = (await market.deploymentTransaction()?.wait())?.blockNumber ?? 0;
     log(`EnergyMarket at ${marketAddress} (block ${fromBlock})`);
-    Object.assign(config, { chainId, marketAddress, deployBlock: fromBlock, rpcUrlUsed: url });
+    // The agents reach a local node through a network observer, as the node's operator would watch
+    // them: it logs each connection's source address and each submitted transaction
+    // (observer.jsonl, read by the network-level attack). A remote node is reached directly.
+    let agentsUrl = url;
+    const nodeUrl = new URL(url);
+    if (nodeUrl.protocol === "http:" && nodeUrl.hostname.startsWith("127.")) {
+      observer = await NetworkObserver.start({
+        targetHost: nodeUrl.hostname,
+        targetPort: Number(nodeUrl.port || 80),
+        logPath: path.join(outDir, "observer.jsonl"),
+      });
+      agentsUrl = observer.url();
+    } else {
+      log(`no network observer: ${url} is not a local http node`);
+    }
+    Object.assign(config, { chainId, marketAddress, deployBlock: fromBlock, rpcUrlUsed: url, agentsRpcUrl: agentsUrl });
 
     // ---------------------------------------------------------------- DSO
     const households = scenario.households;
@@ -178,7 +196,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       dsoConfigPath,
       JSON.stringify(
         {
-          rpcUrl: url,
+          rpcUrl: agentsUrl,
           marketAddress,
           dsoPrivateKey: dsoKey,
           signingKeyHex: Buffer.from(dsoSigning.secretKey).toString("hex"),
@@ -226,7 +244,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       const cfg: ProsumerConfig = {
         householdId: h.id,
         runSeed: opts.seed,
-        rpcUrl: url as string,
+        rpcUrl: agentsUrl,
         chainId,
         marketAddress,
         fromBlock,
@@ -326,6 +344,11 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     const { rows, postedOffers } = clearingRows(records);
     fs.writeFileSync(path.join(outDir, "clearing-times.csv"), clearingCsv(rows));
     writeGroundTruth(path.join(outDir, "ground-truth.json"), scenario, opts.seed, records, intervals);
+    // The DSO's own records, for the attack suite's upper bound (petra attack --dso-view).
+    fs.writeFileSync(
+      path.join(outDir, "dso-view.json"),
+      `${JSON.stringify(exportDsoView(path.join(dsoDir, "dso.sqlite")), null, 2)}\n`,
+    );
 
     const clearing = distribution(rows.map((r: ClearingRow) => r.clearingS));
     const txs = ledger.transactions;
@@ -371,6 +394,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
   } finally {
     await blockProduction?.stop().catch(() => undefined);
     await group.stopAll();
+    await observer?.close().catch(() => undefined);
   }
 }
 

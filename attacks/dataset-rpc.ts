@@ -1,6 +1,6 @@
-import { JsonRpcProvider, type Log } from "ethers";
+import { JsonRpcProvider, type Log, ZeroAddress } from "ethers";
 import { PetraError } from "../common/errors";
-import { EnergyMarket__factory } from "../typechain-types";
+import { AllowanceVault__factory, EnergyMarket__factory, Mixer__factory } from "../typechain-types";
 import { type Dataset, type EventRecord, emptyDataset, sortDataset, type TxRecord } from "./dataset";
 import { toMarketEvent } from "./market-replay";
 
@@ -9,6 +9,10 @@ export interface RpcDatasetOptions {
   rpcUrl: string;
   /** The EnergyMarket contract. */
   market: string;
+  /** The Mixer contract, when the run used one. */
+  mixer?: string;
+  /** The AllowanceVault contract, when the run used one. */
+  vault?: string;
   /** First block to read; default 0. */
   fromBlock?: number;
   /** Last block to read; default the latest. */
@@ -56,10 +60,16 @@ async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise
       toBlock,
     });
   }
-  if ((await provider.getCode(opts.market)) === "0x") {
-    throw new PetraError("LEDGER_UNREADABLE", `market: no contract at ${opts.market} on ${opts.rpcUrl}`, {
-      market: opts.market,
-    });
+  for (const [name, address] of [
+    ["market", opts.market],
+    ["mixer", opts.mixer],
+    ["vault", opts.vault],
+  ] as const) {
+    if (address !== undefined && (await provider.getCode(address)) === "0x") {
+      throw new PetraError("LEDGER_UNREADABLE", `${name}: no contract at ${address} on ${opts.rpcUrl}`, {
+        [name]: address,
+      });
+    }
   }
   const market = EnergyMarket__factory.connect(opts.market, provider);
   const ds = emptyDataset({
@@ -68,7 +78,11 @@ async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise
     chainId: Number(network.chainId),
     fromBlock,
     toBlock,
-    contracts: { market: opts.market },
+    contracts: {
+      market: opts.market,
+      ...(opts.mixer ? { mixer: opts.mixer } : {}),
+      ...(opts.vault ? { vault: opts.vault } : {}),
+    },
     dso: await market.dso(),
   });
 
@@ -98,30 +112,77 @@ async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise
     }
   });
 
+  const senders = new Map(ds.transactions.map((t) => [t.hash, t.from]));
+  const denomination = opts.mixer ? await Mixer__factory.connect(opts.mixer, provider).denomination() : 0n;
+  const decoders: Array<[EventRecord["contract"], string, (log: Log) => EventRecord["event"] | undefined]> = [
+    ["market", opts.market, (log) => toMarketEvent(market.interface.parseLog(log))],
+  ];
+  if (opts.mixer) decoders.push(["mixer", opts.mixer, (log) => mixerEvent(log, denomination, senders)]);
+  if (opts.vault) decoders.push(["vault", opts.vault, vaultEvent]);
   const chunk = opts.logChunkBlocks ?? 2_000;
-  for (let start = fromBlock; start <= toBlock; start += chunk) {
-    const logs: Log[] = await provider.getLogs({
-      address: opts.market,
-      fromBlock: start,
-      toBlock: Math.min(toBlock, start + chunk - 1),
-    });
-    for (const log of logs) {
-      const event = toMarketEvent(market.interface.parseLog(log));
-      if (!event) continue;
-      const record: EventRecord = {
-        kind: "event",
-        contract: "market",
-        blockNumber: log.blockNumber,
-        logIndex: log.index,
-        txHash: log.transactionHash,
-        timestamp: timestamps.get(log.blockNumber) ?? 0,
-        event,
-      };
-      ds.events.push(record);
+  for (const [contract, address, decode] of decoders) {
+    for (let start = fromBlock; start <= toBlock; start += chunk) {
+      const logs: Log[] = await provider.getLogs({
+        address,
+        fromBlock: start,
+        toBlock: Math.min(toBlock, start + chunk - 1),
+      });
+      for (const log of logs) {
+        const event = decode(log);
+        if (!event) continue;
+        ds.events.push({
+          kind: "event",
+          contract,
+          blockNumber: log.blockNumber,
+          logIndex: log.index,
+          txHash: log.transactionHash,
+          timestamp: timestamps.get(log.blockNumber) ?? 0,
+          event,
+        });
+      }
     }
   }
   sortDataset(ds);
   return ds;
+}
+
+const MIXER = Mixer__factory.createInterface();
+const VAULT = AllowanceVault__factory.createInterface();
+const hex32 = (v: bigint) => `0x${v.toString(16).padStart(64, "0")}`;
+
+function mixerEvent(log: Log, denomination: bigint, senders: Map<string, string>): EventRecord["event"] | undefined {
+  const parsed = MIXER.parseLog(log);
+  if (parsed?.name === "Deposit") {
+    const depositor = senders.get(log.transactionHash) ?? ZeroAddress;
+    return { name: "MixerDeposit", depositor, commitment: hex32(parsed.args.commitment), denomination };
+  }
+  if (parsed?.name === "Withdrawal") {
+    return {
+      name: "MixerWithdrawal",
+      recipient: parsed.args.recipient,
+      relayer: parsed.args.relayer,
+      nullifierHash: hex32(parsed.args.nullifierHash),
+      denomination,
+      fee: parsed.args.fee,
+    };
+  }
+  return undefined;
+}
+
+function vaultEvent(log: Log): EventRecord["event"] | undefined {
+  const parsed = VAULT.parseLog(log);
+  if (parsed?.name === "AllowanceIssued") {
+    return { name: "AllowanceIssued", commitment: hex32(parsed.args.commitment), leafIndex: parsed.args.leafIndex };
+  }
+  if (parsed?.name === "AllowanceSpent") {
+    return {
+      name: "AllowanceSpent",
+      nullifierHash: hex32(parsed.args.nullifierHash),
+      assetID: parsed.args.assetID,
+      newCommitments: (parsed.args.newCommitments as bigint[]).map(hex32),
+    };
+  }
+  return undefined;
 }
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

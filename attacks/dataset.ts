@@ -39,7 +39,10 @@ export interface EventRecord {
   event: MarketEvent | MixerEvent;
 }
 
-/** Mixer and allowance-vault events, as the attacks need them (the contracts come with the zk issue). */
+/**
+ * Mixer and allowance-vault events (contracts/zk/). `depositor` is whoever sent the deposit
+ * transaction: with this lab's Mixer that is always the DSO, paying in on a household's behalf.
+ */
 export type MixerEvent =
   | { name: "MixerDeposit"; depositor: string; commitment: string; denomination: bigint }
   | {
@@ -49,7 +52,9 @@ export type MixerEvent =
       nullifierHash: string;
       denomination: bigint;
       fee: bigint;
-    };
+    }
+  | { name: "AllowanceIssued"; commitment: string; leafIndex: bigint }
+  | { name: "AllowanceSpent"; nullifierHash: string; assetID: bigint; newCommitments: string[] };
 
 /** What a network observer at the RPC endpoint recorded about one request or connection. */
 export interface ObserverRecord {
@@ -163,6 +168,8 @@ const marketEventSchema = z.discriminatedUnion("name", [
     denomination: big,
     fee: big,
   }),
+  z.object({ name: z.literal("AllowanceIssued"), commitment: hex, leafIndex: big }),
+  z.object({ name: z.literal("AllowanceSpent"), nullifierHash: hex, assetID: big, newCommitments: z.array(hex) }),
 ]);
 
 const eventSchema = z.object({
@@ -228,6 +235,50 @@ function unreadable(source: string, line: number, what: string, err: z.ZodError)
       field,
     },
   );
+}
+
+// The network observer's own log (agents/network-observer.ts) is read without importing agents/:
+// "transaction" records name the submitted transaction, "connection" records only the source.
+const observerLogSchema = z.discriminatedUnion("kind", [
+  observerSchema,
+  z.object({
+    kind: z.literal("transaction"),
+    sourceAddress: z.string().min(1),
+    atMs: z.number().nonnegative(),
+    txHash: hex,
+    txFrom: addr,
+  }),
+  z.object({ kind: z.literal("connection"), sourceAddress: z.string().min(1), openedAtMs: z.number().nonnegative() }),
+]);
+
+/** Parses a network observer log: the dataset's own observer records or the observer proxy's JSONL. */
+export function parseObserverLog(lines: Iterable<string>, source = "observer log"): ObserverRecord[] {
+  const out: ObserverRecord[] = [];
+  let n = 0;
+  for (const raw of lines) {
+    n++;
+    if (raw.trim() === "") continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (e) {
+      throw new PetraError("LEDGER_UNREADABLE", `${source}:${n}: not JSON (${(e as Error).message})`, { line: n });
+    }
+    const r = observerLogSchema.safeParse(json);
+    if (!r.success) throw unreadable(source, n, "observer record", r.error);
+    const rec = r.data;
+    if (rec.kind === "observer") out.push(rec);
+    else if (rec.kind === "transaction")
+      out.push({
+        kind: "observer",
+        timeMs: rec.atMs,
+        source: rec.sourceAddress,
+        txHash: rec.txHash,
+        txFrom: rec.txFrom,
+      });
+    else out.push({ kind: "observer", timeMs: rec.openedAtMs, source: rec.sourceAddress });
+  }
+  return out.sort((a, b) => a.timeMs - b.timeMs);
 }
 
 export function readDataset(file: string): Dataset {

@@ -30,6 +30,7 @@ export function mixerMatching(opts: Partial<MixerMatchingOptions> = {}): Heurist
     link(ds: Dataset): Link[] {
       const links: Link[] = [];
       const push = (l: Link | undefined) => l && links.push(l);
+      const hubs = new Set([lower(ds.header.dso)]);
       const deposits: Deposit[] = [];
       const portfolioIn = new Map<string, bigint[]>();
       const portfolioOut = new Map<string, bigint[]>();
@@ -49,6 +50,9 @@ export function mixerMatching(opts: Partial<MixerMatchingOptions> = {}): Heurist
           const chosen = reused ?? candidates[0];
           if (!chosen) continue;
           chosen.matched = true;
+          // a deposit the DSO made on someone's behalf still takes its FIFO place, but says nothing
+          // about whose it was (this lab's Mixer only takes deposits from the DSO)
+          if (hubs.has(chosen.depositor)) continue;
           push(
             makeLink(
               chosen.depositor,
@@ -62,7 +66,8 @@ export function mixerMatching(opts: Partial<MixerMatchingOptions> = {}): Heurist
       }
       const key = (xs: bigint[]) => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).join(",");
       const ins = new Map<string, string[]>();
-      for (const [d, xs] of portfolioIn) if (xs.length >= 2) ins.set(key(xs), [...(ins.get(key(xs)) ?? []), d]);
+      for (const [d, xs] of portfolioIn)
+        if (xs.length >= 2 && !hubs.has(d)) ins.set(key(xs), [...(ins.get(key(xs)) ?? []), d]);
       const outs = new Map<string, string[]>();
       for (const [r, xs] of portfolioOut) if (xs.length >= 2) outs.set(key(xs), [...(outs.get(key(xs)) ?? []), r]);
       for (const [k, depositorsOf] of ins) {

@@ -4,7 +4,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { NetworkObserver, readObserverLog } from "../../agents/network-observer";
+import { Transaction, Wallet } from "ethers";
+import {
+  HttpRequestReader,
+  NetworkObserver,
+  readObserverLog,
+  submittedTransactions,
+} from "../../agents/network-observer";
 import { DirectTransport, loopbackAddressFor } from "../../agents/transport-direct";
 
 describe("NetworkObserver", () => {
@@ -48,7 +54,7 @@ describe("NetworkObserver", () => {
     }
     await transport.close();
     await observer.close();
-    const records = readObserverLog(readFileSync(logPath, "utf8"));
+    const records = readObserverLog(readFileSync(logPath, "utf8")).filter((r) => r.kind === "connection");
     expect(records.map((r) => r.sourceAddress).sort()).to.deep.equal(["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
     for (const r of records) {
       expect(r.observer).to.equal("rpc");
@@ -57,6 +63,25 @@ describe("NetworkObserver", () => {
       expect(r.bytesToSource).to.be.greaterThan(0);
       expect(r.closedAtMs).to.be.at.least(r.openedAtMs);
     }
+  });
+
+  it("attributes each submitted transaction to the source address it came from", () => {
+    const reader = new HttpRequestReader();
+    const wallet = new Wallet(`0x${"11".repeat(32)}`);
+    return wallet
+      .signTransaction({ to: wallet.address, value: 1n, gasLimit: 21000n, gasPrice: 1n, nonce: 0, chainId: 31337n })
+      .then((raw) => {
+        const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_sendRawTransaction", params: [raw] });
+        const request = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+        // split mid-request, as TCP may deliver it
+        const bytes = Buffer.from(request + request);
+        const bodies = [...reader.push(bytes.subarray(0, 50)), ...reader.push(bytes.subarray(50))];
+        expect(bodies).to.have.length(2);
+        const txs = submittedTransactions(bodies[0] as string);
+        expect(txs).to.deep.equal([{ txHash: Transaction.from(raw).hash, txFrom: wallet.address }]);
+        expect(submittedTransactions('{"method":"eth_blockNumber","params":[]}')).to.deep.equal([]);
+        expect(submittedTransactions("not json")).to.deep.equal([]);
+      });
   });
 
   it("stamps records with the injected clock and adds its delay in each direction", async () => {

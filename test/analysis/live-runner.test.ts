@@ -5,9 +5,11 @@ import * as path from "node:path";
 import { expect } from "chai";
 import { HouseholdRegistry } from "../../agents/household-registry";
 import { anvilBinary, type NodeKind } from "../../agents/rpc-node-process";
+import { readDsoView } from "../../analysis/attack-inputs";
 import { dsoRegistry, type LiveSummary, runLive } from "../../analysis/live-runner";
 import { loadScenario } from "../../analysis/scenario";
-import { type Dataset, readDataset } from "../../attacks/dataset";
+import { runAttack } from "../../attacks/attack-runner";
+import { type Dataset, parseObserverLog, readDataset } from "../../attacks/dataset";
 import { parseGroundTruth } from "../../attacks/ground-truth";
 import type { MarketEvent } from "../../attacks/market-replay";
 
@@ -149,6 +151,26 @@ function checkRun(get: () => Run) {
     }
     expect(r.summary.clearingS.count).to.equal(r.summary.offers.cleared);
     expect(r.summary.clearingS.mean).to.be.above(0);
+  });
+
+  it("gives the attack suite what it needs: an observer log that links households in direct mode, the DSO's view", () => {
+    const r = get();
+    const truth = parseGroundTruth(r.truth);
+    const ds = readDataset(path.join(r.dir, "ledger.jsonl"));
+    ds.observer.push(...parseObserverLog(fs.readFileSync(path.join(r.dir, "observer.jsonl"), "utf8").split("\n")));
+    const submitted = ds.observer.filter((o) => o.txFrom);
+    expect(submitted.length, "transactions the observer saw").to.be.above(20);
+    // every household sends from its own loopback address (the DSO from 127.0.0.1), so the source
+    // links all of a household's pseudonyms
+    const fromHouseholds = submitted.filter((o) => o.txFrom?.toLowerCase() !== ds.header.dso.toLowerCase());
+    expect(fromHouseholds.length).to.be.above(10);
+    for (const o of fromHouseholds) expect(o.source).to.match(/^127\.0\.0\.(?!1$)\d+$/);
+    const byObserver = runAttack(ds, { truth, heuristics: ["network-observer"] }).scores?.combined?.linkage;
+    expect(byObserver?.precision).to.equal(1);
+    const dsoView = readDsoView(path.join(r.dir, "dso-view.json"));
+    const byDso = runAttack(ds, { truth, heuristics: ["dso-view"], knowledge: { dsoView } }).scores?.combined?.linkage;
+    expect(byDso?.precision).to.equal(1);
+    expect(byDso?.recall).to.be.at.least(byObserver?.recall ?? 0);
   });
 
   it("puts only pseudonyms from the ground truth on chain, and stops every process it started", () => {

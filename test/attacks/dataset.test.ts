@@ -2,15 +2,24 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
-import { JsonRpcProvider } from "ethers";
+import { getAddress, JsonRpcProvider } from "ethers";
+import { deployEnergyMarket } from "../../agents/deploy-market";
 import { type RpcNode, startHardhatNode } from "../../agents/rpc-node-process";
 import { runDemo } from "../../analysis/demo";
 import { datasetLines, marketEvents, parseDataset, readDataset, writeDataset } from "../../attacks/dataset";
 import { readDatasetFromRpc } from "../../attacks/dataset-rpc";
+import { mixerMatching } from "../../attacks/heuristic-mixer";
 import { addr, LedgerBuilder } from "../../attacks/ledger-builder";
 import { replayMarket } from "../../attacks/market-replay";
 import { isError } from "../../common/errors";
-import { EnergyMarket__factory } from "../../typechain-types";
+import { ZK } from "../../common/zk-params";
+import { deployZk } from "../../mixer/deploy";
+import { MerkleTree } from "../../mixer/merkle-tree";
+import { createNote, noteCommitment, noteNullifierHash } from "../../mixer/note";
+import { buildPoseidon } from "../../mixer/poseidon";
+import { Prover, toSolidityProof } from "../../mixer/prover";
+import { EnergyMarket__factory, type Mixer } from "../../typechain-types";
+import { counterBytes } from "../fixtures/zk";
 
 describe("dataset # files", () => {
   it("round-trips through JSON Lines, big integers included", () => {
@@ -67,6 +76,63 @@ describe("dataset # readDatasetFromRpc", function () {
       const [owner, powerW, start, end, locked] = await contract.energyAsset(id);
       expect([a.owner, a.powerW, a.start, a.end, a.locked]).to.deep.equal([owner, powerW, start, end, locked]);
     }
+    provider.destroy();
+  });
+
+  it("reads mixer deposits (by the DSO) and withdrawals with a real proof, and matching links no one to the DSO", async () => {
+    const provider = new JsonRpcProvider(node.url, undefined, { batchMaxCount: 1, cacheTimeout: -1 });
+    const [dso, carol] = await Promise.all([0, 3].map((i) => provider.getSigner(i)));
+    const fromBlock = await provider.getBlockNumber();
+    const market = await deployEnergyMarket(dso!);
+    const denomination = ZK.mixer.denominations[0] as bigint;
+    const zk = await deployZk({ marketAddress: await market.getAddress(), dso: dso!, denominations: [denomination] });
+    const mixer = zk.mixers.get(denomination) as Mixer;
+    const poseidon = await buildPoseidon();
+    const rnd = counterBytes(77);
+    const notes = [0, 1].map(() => createNote({ chainId: 31337n, denomination, randomBytes: rnd }));
+    for (const n of notes) await (await mixer.deposit(noteCommitment(poseidon, n))).wait();
+    const tree = await MerkleTree.create({ leaves: notes.map((n) => noteCommitment(poseidon, n)) });
+    const recipient = addr("fresh-recipient");
+    const relayer = await carol!.getAddress();
+    const note = notes[1] as (typeof notes)[number];
+    const p = tree.proof(1);
+    const prover = new Prover();
+    try {
+      const result = await prover.prove("mixer-withdraw", {
+        root: tree.root,
+        nullifierHash: noteNullifierHash(poseidon, note),
+        recipient: BigInt(recipient),
+        relayer: BigInt(relayer),
+        fee: 5n,
+        nullifier: note.nullifier,
+        secret: note.secret,
+        depth: p.depth,
+        leafIndex: p.leafIndex,
+        siblings: p.siblings,
+      });
+      const proof = toSolidityProof(result.proof);
+      await (
+        await mixer
+          .connect(carol!)
+          .withdraw(proof.pA, proof.pB, proof.pC, tree.root, noteNullifierHash(poseidon, note), recipient, relayer, 5n)
+      ).wait();
+    } finally {
+      await prover.close();
+    }
+
+    const ds = await readDatasetFromRpc({
+      rpcUrl: node.url,
+      market: await market.getAddress(),
+      mixer: await mixer.getAddress(),
+      vault: await zk.vault.getAddress(),
+      fromBlock,
+    });
+    const mixerEvents = ds.events.filter((e) => e.contract === "mixer").map((e) => e.event);
+    expect(mixerEvents.map((e) => e.name)).to.deep.equal(["MixerDeposit", "MixerDeposit", "MixerWithdrawal"]);
+    expect(mixerEvents[0]).to.include({ depositor: await dso!.getAddress(), denomination });
+    expect(mixerEvents[2]).to.include({ recipient: getAddress(recipient), relayer, fee: 5n, denomination });
+    // every deposit came from the DSO: a link to it would say nothing about any household
+    expect(mixerMatching().link(ds, {})).to.deep.equal([]);
     provider.destroy();
   });
 
