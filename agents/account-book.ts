@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { getOrInsert } from "../common/collections";
 import { PetraError } from "../common/errors";
 import type { IntervalUsage, PolicyVerdict } from "./dso-policy";
 import type { HouseholdRegistry } from "./household-registry";
@@ -721,9 +722,9 @@ export function exportDsoView(dbPath: string): Record<string, string[]> {
     const rows = db
       .prepare("SELECT household_id, address FROM anon_addresses ORDER BY household_id, created_ms, address")
       .all() as Array<{ household_id: string; address: string }>;
-    const view: Record<string, string[]> = {};
-    for (const r of rows) (view[r.household_id] ??= []).push(r.address);
-    return view;
+    const view = new Map<string, string[]>();
+    for (const r of rows) getOrInsert(view, r.household_id, () => []).push(r.address);
+    return Object.fromEntries(view);
   } finally {
     db.close();
   }
