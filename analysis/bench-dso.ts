@@ -141,6 +141,7 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const result = {
     benchmark: "dso-withdrawals",
+    seed: SEED,
     chain: "hardhat in-process, automine",
     requests: REQUESTS,
     households: HOUSEHOLDS,

@@ -41,6 +41,7 @@ describe("cli # petra attack", function () {
     const report = JSON.parse(fs.readFileSync(path.join(out, "attack.json"), "utf8"));
     expect(report.scores.combined.linkage.ari).to.equal(1);
     expect(report.scores["gas-funding"].linkage.ari).to.equal(1);
+    expect(report.literature.reidentificationTop1.value).to.equal(0.545);
     const clusters = fs.readFileSync(path.join(out, "clusters.csv"), "utf8").trim().split("\n");
     expect(clusters[0]).to.equal("address,cluster,confidence");
     expect(clusters).to.have.length(1 + 6);
