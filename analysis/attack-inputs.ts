@@ -23,6 +23,7 @@ export interface AttackCommandOptions {
   heuristics?: string;
   without?: string;
   threshold: number;
+  maxCluster?: number;
 }
 
 export interface AttackOutcome {
@@ -119,6 +120,7 @@ async function attackOne(
   const result = runAttack(dataset, {
     heuristics,
     threshold: opts.threshold,
+    maxClusterSize: opts.maxCluster,
     knowledge: dsoView ? { dsoView } : {},
     truth,
   });

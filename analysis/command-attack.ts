@@ -28,7 +28,8 @@ export function attackCommand(): Command {
     .option("--truth <files...>", "ground truth to score against, one per --run (read only by the scoring step)")
     .option("--heuristics <list>", "comma-separated heuristics to run (default: all)")
     .option("--without <list>", "comma-separated heuristics to switch off")
-    .option("--threshold <score>", "links below this score do not merge clusters", parseScore, 0.5);
+    .option("--threshold <score>", "links below this score do not merge clusters", parseScore, 0.5)
+    .option("--max-cluster <n>", "no cluster grows beyond N addresses (strongest links merge first)", parseCount);
   withOut(cmd, "runs/attack").action(async (opts: AttackCommandOptions & { out: string }) => {
     const out = resolveOut(opts.out);
     for (const { result, files, dataset } of await attacksFromOptions(opts, out)) report(result, files, dataset);
@@ -59,6 +60,12 @@ function report(result: AttackResult, files: string[], dataset: Dataset): void {
 function parseBlock(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`must be a block number, got "${v}"`);
+  return n;
+}
+
+function parseCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a positive integer, got "${v}"`);
   return n;
 }
 

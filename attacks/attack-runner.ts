@@ -21,6 +21,8 @@ export interface AttackOptions {
   heuristics?: HeuristicName[];
   /** Links below this score do not merge clusters. Default 0.5. */
   threshold?: number;
+  /** No cluster grows beyond this many addresses (see combineLinks). Default unlimited. */
+  maxClusterSize?: number;
   knowledge?: AttackerKnowledge;
   /** Scoring only: never handed to a heuristic. */
   truth?: GroundTruth;
@@ -33,7 +35,7 @@ export interface Scores {
 }
 
 export interface AttackResult {
-  config: { heuristics: HeuristicName[]; threshold: number; knowledge: string[] };
+  config: { heuristics: HeuristicName[]; threshold: number; maxClusterSize: number | null; knowledge: string[] };
   addresses: number;
   linksPerHeuristic: Record<string, number>;
   /** Per heuristic alone, then "combined"; present when a truth was given. */
@@ -59,7 +61,8 @@ export function runAttack(ds: Dataset, opts: AttackOptions = {}): AttackResult {
   const perHeuristic = new Map<HeuristicName, Link[]>();
   for (const h of allHeuristics()) if (names.includes(h.name)) perHeuristic.set(h.name, h.link(ds, knowledge));
   const links = [...perHeuristic.values()].flat();
-  const clustering = combineLinks(universe, links, threshold);
+  const combine = { threshold, maxClusterSize: opts.maxClusterSize };
+  const clustering = combineLinks(universe, links, combine);
   const profiles = inferUsage(ds, clustering.clusterOf);
 
   let scores: Record<string, Scores> | undefined;
@@ -75,13 +78,18 @@ export function runAttack(ds: Dataset, opts: AttackOptions = {}): AttackResult {
     });
     scores = {};
     for (const [name, hl] of perHeuristic) {
-      const c = combineLinks(universe, hl, threshold);
+      const c = combineLinks(universe, hl, combine);
       scores[name] = score(c, inferUsage(ds, c.clusterOf), false);
     }
     scores.combined = score(clustering, profiles, true);
   }
   return {
-    config: { heuristics: names, threshold, knowledge: Object.keys(knowledge) },
+    config: {
+      heuristics: names,
+      threshold,
+      maxClusterSize: opts.maxClusterSize ?? null,
+      knowledge: Object.keys(knowledge),
+    },
     addresses: universe.length,
     linksPerHeuristic: Object.fromEntries([...perHeuristic].map(([k, v]) => [k, v.length])),
     scores,

@@ -36,11 +36,21 @@ export function addressUniverse(ds: Dataset): string[] {
 
 /**
  * Merges links into household clusters: connected components over the links whose score reaches
- * `threshold`. Union-find is linear in the links and has no parameters to tune beyond the threshold;
- * a community-detection method would resist a single wrong hub link better, at the cost of more
- * knobs (a possible refinement when Tor-mode observer links are combined with others).
+ * `threshold`, strongest links first. With `maxClusterSize`, a link that would make a cluster
+ * larger than that is skipped: an attacker who knows roughly how many pseudonyms a household uses
+ * stops a few wrong links from chaining many households into one component (union-find alone is
+ * fragile that way). Linear in the links after sorting.
  */
-export function combineLinks(universe: string[], links: Link[], threshold = 0.5): Clustering {
+export interface CombineOptions {
+  /** Links below this score do not merge. Default 0.5. */
+  threshold?: number;
+  /** No cluster grows beyond this many addresses. Default unlimited. */
+  maxClusterSize?: number;
+}
+
+export function combineLinks(universe: string[], links: Link[], opts: CombineOptions = {}): Clustering {
+  const threshold = opts.threshold ?? 0.5;
+  const maxSize = opts.maxClusterSize ?? Number.POSITIVE_INFINITY;
   const parent = new Map<string, string>();
   const find = (x: string): string => {
     let r = x;
@@ -57,14 +67,25 @@ export function combineLinks(universe: string[], links: Link[], threshold = 0.5)
     if (!parent.has(x)) parent.set(x, x);
   };
   for (const a of universe) ensure(a);
+  const size = new Map<string, number>();
+  const sizeOf = (root: string) => size.get(root) ?? 1;
   const confidence = new Map<string, number>();
-  for (const l of links) {
-    if (l.score < threshold) continue;
+  // strongest first, ties in a fixed order, so the result does not depend on heuristic order
+  const strong = links
+    .filter((l) => l.score >= threshold)
+    .sort((x, y) => y.score - x.score || (x.a < y.a ? -1 : x.a > y.a ? 1 : x.b < y.b ? -1 : x.b > y.b ? 1 : 0));
+  for (const l of strong) {
     ensure(l.a);
     ensure(l.b);
     const ra = find(l.a);
     const rb = find(l.b);
-    if (ra !== rb) parent.set(ra < rb ? rb : ra, ra < rb ? ra : rb);
+    if (ra !== rb) {
+      const merged = sizeOf(ra) + sizeOf(rb);
+      if (merged > maxSize) continue;
+      const [keep, drop] = ra < rb ? [ra, rb] : [rb, ra];
+      parent.set(drop, keep);
+      size.set(keep, merged);
+    }
     for (const x of [l.a, l.b]) confidence.set(x, Math.max(confidence.get(x) ?? 0, l.score));
   }
   const ids = new Map<string, string>();
