@@ -115,6 +115,14 @@ const openOffers = (s: ChainState) => s.offers.filter((o) => o.state === OPEN);
 const choose = <T extends { id: number }>(items: T[], raw: number, unknownID: number): number =>
   items.length === 0 || raw % 10 === 0 ? unknownID : (items[raw % items.length] as T).id;
 
+/** The contract's _requireOwnedUnlocked, predicted: the error for `from` acting on asset `a`, or null. */
+function ownedUnlockedError(a: Asset | undefined, from: string): string | null {
+  if (!a) return "EnergyMarket__UnknownAsset";
+  if (a.owner !== from) return "EnergyMarket__NotAssetOwner";
+  if (a.locked) return "EnergyMarket__AssetLocked";
+  return null;
+}
+
 /** Which custom error the contract must raise for `op` in state `s` (and the sender), or null for success. */
 function predict(
   op: Op,
@@ -140,11 +148,13 @@ function predict(
       const id = choose(usable(s, op.pick), op.pick, s.assets.length);
       const a = assetByID(id);
       const from = a && op.asOwner ? a.owner : who;
-      let error: string | null = null;
-      if (!a) error = "EnergyMarket__UnknownAsset";
-      else if (a.owner !== from) error = "EnergyMarket__NotAssetOwner";
-      else if (a.locked) error = "EnergyMarket__AssetLocked";
-      else if (a.powerW < 0n && costOf(BigInt(op.price), a.powerW, a.start, a.end) > (s.balances.get(from) ?? 0n))
+      let error = ownedUnlockedError(a, from);
+      if (
+        !error &&
+        a &&
+        a.powerW < 0n &&
+        costOf(BigInt(op.price), a.powerW, a.start, a.end) > (s.balances.get(from) ?? 0n)
+      )
         error = "EnergyMarket__InsufficientBalance";
       return { from, error, call: (m) => m.postOffer(id, op.price) };
     }
@@ -173,9 +183,7 @@ function predict(
       let error: string | null = null;
       if (!o) error = "EnergyMarket__UnknownOffer";
       else if (o.state !== OPEN) error = "EnergyMarket__OfferNotOpen";
-      else if (!b) error = "EnergyMarket__UnknownAsset";
-      else if (b.owner !== from) error = "EnergyMarket__NotAssetOwner";
-      else if (b.locked) error = "EnergyMarket__AssetLocked";
+      else if (ownedUnlockedError(b, from)) error = ownedUnlockedError(b, from);
       else if (offered && offered.powerW > 0n === b.powerW > 0n) error = "EnergyMarket__SameDirection";
       else if (offered) {
         const start = offered.start > b.start ? offered.start : b.start;
@@ -195,11 +203,7 @@ function predict(
       const id = choose(usable(s, op.pick), op.pick, s.assets.length);
       const a = assetByID(id);
       const from = a && op.asOwner ? a.owner : who;
-      let error: string | null = null;
-      if (!a) error = "EnergyMarket__UnknownAsset";
-      else if (a.owner !== from) error = "EnergyMarket__NotAssetOwner";
-      else if (a.locked) error = "EnergyMarket__AssetLocked";
-      return { from, error, call: (m) => m.depositEnergyAsset(id) };
+      return { from, error: ownedUnlockedError(a, from), call: (m) => m.depositEnergyAsset(id) };
     }
     case "depositMoney": {
       const bal = s.balances.get(who) ?? 0n;
