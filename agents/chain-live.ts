@@ -2,9 +2,12 @@ import {
   AbstractSigner,
   type JsonRpcProvider,
   type Provider,
+  type Signature,
   type Signer,
+  Transaction,
+  type TransactionReceipt,
   type TransactionRequest,
-  type TransactionResponse,
+  TransactionResponse,
   type TypedDataDomain,
   type TypedDataField,
   toQuantity,
@@ -84,7 +87,7 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
       try {
         const populated = await this.populateTransaction({ ...tx, nonce: this.#nextNonce });
         const signed = await this.#wallet.signTransaction(populated);
-        const response = await provider.broadcastTransaction(signed);
+        const response = await broadcast(provider, signed, this.#wallet.address);
         this.#nextNonce += 1;
         return response;
       } catch (e) {
@@ -96,6 +99,43 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
     this.#queue = result.catch(() => undefined);
     return result;
   }
+}
+
+/**
+ * Sends signed bytes and builds the response from what the signer already knows. ethers'
+ * broadcastTransaction recovers the sender from the signature (an elliptic-curve recovery, the
+ * most expensive step of a send) and asks for the block number; a signer knows both are moot.
+ */
+async function broadcast(provider: JsonRpcProvider, signed: string, from: string): Promise<TransactionResponse> {
+  const tx = Transaction.from(signed);
+  const hash = (await provider.send("eth_sendRawTransaction", [signed])) as string;
+  if (hash.toLowerCase() !== (tx.hash as string).toLowerCase())
+    throw new PetraError("TX_FAILED", `the node returned hash ${hash} for a transaction whose hash is ${tx.hash}`);
+  return new TransactionResponse(
+    {
+      blockNumber: null,
+      blockHash: null,
+      hash: tx.hash as string,
+      index: 0,
+      type: tx.type ?? 0,
+      to: tx.to,
+      from,
+      nonce: tx.nonce,
+      gasLimit: tx.gasLimit,
+      gasPrice: tx.gasPrice ?? tx.maxFeePerGas ?? 0n,
+      maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
+      maxFeePerGas: tx.maxFeePerGas,
+      maxFeePerBlobGas: null,
+      data: tx.data,
+      value: tx.value,
+      chainId: tx.chainId,
+      signature: tx.signature as Signature,
+      accessList: tx.accessList,
+      blobVersionedHashes: null,
+      authorizationList: null,
+    },
+    provider,
+  );
 }
 
 /** The market over a JSON-RPC node, reached through the agent's transport. */
@@ -214,12 +254,20 @@ export class LiveChain implements Chain {
     };
   }
 
+  async waitForReceipt(txHash: string): Promise<TransactionReceipt> {
+    for (;;) {
+      const receipt = await this.provider.getTransactionReceipt(txHash);
+      if (receipt !== null) return receipt;
+      await this.#clock.sleep(this.#pollIntervalMs);
+    }
+  }
+
   destroy(): void {
     this.provider.destroy();
   }
 }
 
-function toChainLog(raw: unknown): ChainLog | undefined {
+export function toChainLog(raw: unknown): ChainLog | undefined {
   const r = raw as {
     removed?: boolean;
     blockNumber?: string;

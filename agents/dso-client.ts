@@ -1,9 +1,9 @@
 import { hexToBytes } from "@noble/hashes/utils";
-import { Dealer } from "zeromq";
 import { check, PetraError } from "../common/errors";
 import { decodeEnvelope, type SigningKey, sealEnvelope, signingKeyFromHex, verifyEnvelope } from "./envelope";
-import type { Cancel, Clock, Transport } from "./interfaces";
+import type { Cancel, Clock, DealerSocket, MessageSockets, Transport } from "./interfaces";
 import type { AssetRequest, FailureReason, MessageInput } from "./messages";
+import { zmqSockets } from "./zmq-sockets";
 
 /**
  * The prosumer's side of the DSO conversation: a ZeroMQ DEALER that sends signed requests and
@@ -35,6 +35,8 @@ export interface DsoClientOptions {
   clock: Clock;
   transport?: Transport;
   identity?: string;
+  /** How the socket is opened. Default: real ZeroMQ through `transport` (agents/zmq-sockets.ts). */
+  sockets?: MessageSockets;
   dsoPublicKeyHex?: string;
   /** Wait per attempt. Default 10 000. */
   timeoutMs?: number;
@@ -87,7 +89,7 @@ export class DsoClient {
   readonly householdId: string;
   readonly #key: SigningKey;
   readonly #clock: Clock;
-  readonly #dealer: Dealer;
+  readonly #dealer: DealerSocket;
   readonly #dsoKey: Uint8Array | undefined;
   readonly #timeoutMs: number;
   readonly #attempts: number;
@@ -126,9 +128,10 @@ export class DsoClient {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#attempts = opts.attempts ?? 3;
     this.#onError = opts.onError;
-    this.#dealer = new Dealer({ linger: 0 });
-    if (opts.transport) opts.transport.zmqConnect(this.#dealer, opts.endpoint, opts.identity ?? opts.householdId);
-    else this.#dealer.connect(opts.endpoint);
+    this.#dealer = (opts.sockets ?? zmqSockets(opts.transport)).connectDealer(
+      opts.endpoint,
+      opts.identity ?? opts.householdId,
+    );
     void this.#receiveLoop();
   }
 

@@ -9,15 +9,15 @@ import {
   type Wallet,
   ZeroAddress,
 } from "ethers";
-import { Router } from "zeromq";
 import { check, PetraError } from "../common/errors";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { AccountBook, BatchMember, BookEvent, RequestRow, SignedTx, StoredBatch } from "./account-book";
 import { checkWithdrawal, DEFAULT_MAX_REQUEST_INTERVALS, usageOf } from "./dso-policy";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type Envelope, openEnvelope, type SigningKey, sealEnvelope } from "./envelope";
 import type { Household, HouseholdRegistry } from "./household-registry";
-import type { Clock } from "./interfaces";
+import type { Clock, MessageSockets, RouterSocket } from "./interfaces";
 import type { DsoMessage, FailureReason, WithdrawAssets } from "./messages";
+import { zmqSockets } from "./zmq-sockets";
 
 /**
  * The DSO agent: a ZeroMQ ROUTER that takes signed withdrawal requests from households, checks
@@ -46,6 +46,8 @@ export interface DsoOptions {
   /** The DSO's long-term Ed25519 key; households verify replies against its public key. */
   signingKey: SigningKey;
   clock: Clock;
+  /** How the ROUTER is opened. Default: a real ZeroMQ socket (agents/zmq-sockets.ts). */
+  sockets?: MessageSockets;
   /** Envelopes whose timestamp is further than this from the DSO's clock are refused. Default 30 000. */
   maxClockSkewMs?: number;
   /** Requests per mint batch. Default 64. */
@@ -90,8 +92,8 @@ interface QueueItem {
 }
 
 export class Dso {
-  readonly #o: Required<Omit<DsoOptions, "onError">> & Pick<DsoOptions, "onError">;
-  #router: Router | undefined;
+  readonly #o: Required<Omit<DsoOptions, "onError" | "sockets">> & Pick<DsoOptions, "onError" | "sockets">;
+  #router: RouterSocket | undefined;
   #boundEndpoint: string | undefined;
   #running = false;
   #sendChain: Promise<void> = Promise.resolve();
@@ -144,10 +146,9 @@ export class Dso {
     const { book, registry } = this.#o;
     book.ensureHouseholds(registry);
     for (const r of book.unbatchedRequests()) this.#queue.push({ householdId: r.householdId, requestId: r.requestId });
-    const router = new Router({ linger: 0 });
-    await router.bind(this.#o.endpoint);
+    const router = await (this.#o.sockets ?? zmqSockets()).bindRouter(this.#o.endpoint);
     this.#router = router;
-    this.#boundEndpoint = router.lastEndpoint ?? this.#o.endpoint;
+    this.#boundEndpoint = router.endpoint;
     this.#running = true;
     this.#loops = [this.#receiveLoop(router), this.#mintLoop(), this.#logLoop()];
     return this.#boundEndpoint;
@@ -165,7 +166,7 @@ export class Dso {
 
   // ------------------------------------------------------------------ messages
 
-  async #receiveLoop(router: Router): Promise<void> {
+  async #receiveLoop(router: RouterSocket): Promise<void> {
     try {
       for await (const frames of router) {
         const [identity, ...rest] = frames;

@@ -50,7 +50,7 @@ export class GasFunder {
     if (!done) {
       done = (async () => {
         const tx = await this.#signer.sendTransaction({ to: key, value: this.#amountWei });
-        const receipt = await tx.wait();
+        const receipt = await this.#chain.waitForReceipt(tx.hash);
         if (receipt?.status !== 1) {
           throw new PetraError("TX_FAILED", `gas funding of ${key} failed`, { address: key, txHash: tx.hash });
         }

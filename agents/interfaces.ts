@@ -1,4 +1,4 @@
-import type { JsonRpcProvider, Signer } from "ethers";
+import type { JsonRpcProvider, Signer, TransactionReceipt } from "ethers";
 import type { EnergyMarket } from "../typechain-types";
 
 /**
@@ -87,4 +87,38 @@ export interface Chain {
    * (eth_newFilter / eth_getFilterChanges, as the paper's agents polled). Handlers run one at a time.
    */
   watchMarketLogs(opts: WatchOptions, onLogs: (logs: ChainLog[]) => void | Promise<void>): Cancel;
+  /**
+   * The receipt of `txHash` once it is mined (reverted or not). Agents wait here rather than with
+   * ethers' tx.wait(), whose polling runs on wall-clock timers that a simulated clock cannot drive.
+   */
+  waitForReceipt(txHash: string): Promise<TransactionReceipt>;
+}
+
+/**
+ * The server side of the off-chain messaging (a ZeroMQ ROUTER in live mode): every message arrives
+ * as [routing id, ...frames]; an answer goes back as [routing id, frame].
+ */
+export interface RouterSocket extends AsyncIterable<Uint8Array[]> {
+  /** The bound endpoint, with the real port when a wildcard was asked for. */
+  readonly endpoint: string;
+  readonly closed: boolean;
+  send(frames: Uint8Array[]): Promise<void>;
+  close(): void;
+}
+
+/** The client side (a ZeroMQ DEALER): sends single frames, receives the router's answers. */
+export interface DealerSocket extends AsyncIterable<Uint8Array[]> {
+  send(frame: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+/**
+ * How agents open their message sockets. Live mode: real ZeroMQ sockets whose connections leave
+ * through the agent's Transport (agents/zmq-sockets.ts). Simulated mode: in-memory sockets whose
+ * deliveries the discrete-event clock schedules with a latency model (agents/sim/sim-network.ts).
+ */
+export interface MessageSockets {
+  bindRouter(endpoint: string): Promise<RouterSocket>;
+  /** A dealer connected to `endpoint` whose traffic leaves as `identity` (see Transport.zmqConnect). */
+  connectDealer(endpoint: string, identity: string): DealerSocket;
 }

@@ -1,5 +1,11 @@
-import type { ContractTransactionReceipt, ContractTransactionResponse, Signer } from "ethers";
-import { emptyMarketState, type MarketState, replayMarket, toMarketEvent } from "../attacks/market-replay";
+import type { ContractTransactionResponse, EventFragment, Signer, TransactionReceipt } from "ethers";
+import {
+  emptyMarketState,
+  type MarketEvent,
+  type MarketState,
+  replayMarket,
+  toMarketEvent,
+} from "../attacks/market-replay";
 import { check } from "../common/errors";
 import type { EnergyMarket } from "../typechain-types";
 import { EnergyMarket__factory } from "../typechain-types";
@@ -100,6 +106,25 @@ export interface ProsumerOptions {
 
 const MARKET = EnergyMarket__factory.createInterface();
 const NOT_YET = Number.POSITIVE_INFINITY;
+const EVENT_BY_TOPIC = new Map<string, EventFragment>();
+MARKET.forEachEvent((e) => EVENT_BY_TOPIC.set(e.topicHash, e));
+/**
+ * Decoded logs by identity: where many agents share one process and one log feed (simulated
+ * mode), each log is decoded once, not once per household.
+ */
+const DECODED = new WeakMap<ChainLog, MarketEvent | null>();
+
+/** The market event a log carries, if it is one; ethers' parseLog would re-hash every event signature per call. */
+function parseMarketLog(log: ChainLog): MarketEvent | undefined {
+  const cached = DECODED.get(log);
+  if (cached !== undefined) return cached ?? undefined;
+  const fragment = log.topics[0] === undefined ? undefined : EVENT_BY_TOPIC.get(log.topics[0]);
+  const ev = fragment
+    ? toMarketEvent({ name: fragment.name, args: MARKET.decodeEventLog(fragment, log.data, log.topics) })
+    : undefined;
+  DECODED.set(log, ev ?? null);
+  return ev;
+}
 
 /**
  * A household on the market: withdraws its forecast surplus or need from the DSO ahead of each
@@ -111,9 +136,17 @@ export class Prosumer {
   readonly #o: ProsumerOptions;
   readonly #state: MarketState = emptyMarketState();
   readonly #mine = new Set<string>();
+  /**
+   * Ids of this household's assets and offers, kept as the logs arrive; entries the market no
+   * longer holds are dropped when met. On a market of thousands of households, scanning these
+   * instead of the whole market is what keeps each block's work per household small.
+   */
+  readonly #ownAssets = new Set<bigint>();
+  readonly #ownOffers = new Set<bigint>();
   /** Last interval each address was withdrawn for: a fresh-per-X address retires after it. */
   readonly #lastIntervalOf = new Map<string, number>();
   readonly #signers = new Map<string, Signer>();
+  readonly #markets = new Map<string, EnergyMarket>();
   readonly #gasReady = new Map<string, Promise<void>>();
   /** Asset/offer -> block that must be replayed before it may be used again (NOT_YET while in flight). */
   readonly #busyAssets = new Map<bigint, number>();
@@ -202,11 +235,16 @@ export class Prosumer {
   #onLogs(logs: ChainLog[]): void {
     const events = [];
     for (const log of logs) {
-      const ev = toMarketEvent(MARKET.parseLog(log));
+      const ev = parseMarketLog(log);
       if (ev) events.push(ev);
       this.#replayedBlock = Math.max(this.#replayedBlock, log.blockNumber);
     }
-    replayMarket(events, this.#state);
+    replayMarket(events, this.#state, { prune: false });
+    for (const ev of events) {
+      if (ev.name === "AssetAdded" && this.#mine.has(ev.anonAddress)) this.#ownAssets.add(ev.assetID);
+      else if (ev.name === "AssetSplit" && this.#mine.has(ev.owner)) this.#ownAssets.add(ev.assetID);
+      else if (ev.name === "OfferPosted" && this.#ownAssets.has(ev.assetID)) this.#ownOffers.add(ev.offerID);
+    }
     this.#act();
   }
 
@@ -288,12 +326,18 @@ export class Prosumer {
       busyAssets: new Set(this.#busyAssets.keys()),
       busyOffers: new Set(this.#busyOffers.keys()),
       committedMicro: this.#committed,
+      ownAssetIds: this.#ownAssets,
     });
     for (const a of actions) this.#execute(a);
 
     // Housekeeping: whatever belongs to closed intervals goes back to the DSO.
-    for (const [offerID, offer] of this.#state.offers) {
-      if (offer.state !== "Open" || !this.#mine.has(offer.poster) || this.#busyOffers.has(offerID)) continue;
+    for (const offerID of this.#ownOffers) {
+      const offer = this.#state.offers.get(offerID);
+      if (offer?.state !== "Open") {
+        if (!this.#busyOffers.has(offerID)) this.#ownOffers.delete(offerID);
+        continue;
+      }
+      if (!this.#mine.has(offer.poster) || this.#busyOffers.has(offerID)) continue;
       const asset = this.#state.assets.get(offer.assetID);
       if (!asset || asset.end >= BigInt(tradableFrom)) continue;
       this.#busyOffers.set(offerID, NOT_YET);
@@ -306,7 +350,12 @@ export class Prosumer {
         offerID,
       );
     }
-    for (const [assetID, asset] of this.#state.assets) {
+    for (const assetID of this.#ownAssets) {
+      const asset = this.#state.assets.get(assetID);
+      if (!asset) {
+        if (!this.#busyAssets.has(assetID)) this.#ownAssets.delete(assetID);
+        continue;
+      }
       if (
         !this.#mine.has(asset.owner) ||
         asset.locked ||
@@ -324,9 +373,9 @@ export class Prosumer {
         assetID,
       );
     }
-    for (const [address, balance] of this.#state.balances) {
-      if (balance <= 0n || !this.#mine.has(address) || this.#busyMoney.has(address) || !this.#retired(address))
-        continue;
+    for (const address of this.#mine) {
+      const balance = this.#state.balances.get(address) ?? 0n;
+      if (balance <= 0n || this.#busyMoney.has(address) || !this.#retired(address)) continue;
       this.#busyMoney.set(address, NOT_YET);
       this.#send(
         "deposit-money",
@@ -349,15 +398,18 @@ export class Prosumer {
   }
 
   #holdsNoAssets(address: string): boolean {
-    for (const a of this.#state.assets.values()) if (a.owner === address) return false;
+    for (const id of this.#ownAssets) if (this.#state.assets.get(id)?.owner === address) return false;
     return true;
   }
 
   #drained(): boolean {
     if (this.#inFlight > 0 || this.#busyAssets.size > 0 || this.#busyOffers.size > 0 || this.#busyMoney.size > 0)
       return false;
-    for (const a of this.#state.assets.values()) if (this.#mine.has(a.owner)) return false;
-    for (const [address, b] of this.#state.balances) if (b > 0n && this.#mine.has(address)) return false;
+    for (const id of this.#ownAssets) {
+      const a = this.#state.assets.get(id);
+      if (a && this.#mine.has(a.owner)) return false;
+    }
+    for (const address of this.#mine) if ((this.#state.balances.get(address) ?? 0n) > 0n) return false;
     return true;
   }
 
@@ -413,6 +465,16 @@ export class Prosumer {
     return s;
   }
 
+  /** The market bound to `address`'s signer: built once, since building a contract object is not cheap. */
+  #marketFor(address: string): EnergyMarket {
+    let m = this.#markets.get(address);
+    if (!m) {
+      m = this.#o.chain.market(this.#signerFor(address));
+      this.#markets.set(address, m);
+    }
+    return m;
+  }
+
   #ensureGas(address: string): Promise<void> {
     let ready = this.#gasReady.get(address);
     if (!ready) {
@@ -448,16 +510,17 @@ export class Prosumer {
     this.#inFlight++;
     void (async () => {
       let sentAtMs = o.clock.now();
-      let receipt: ContractTransactionReceipt | null = null;
+      let receipt: TransactionReceipt | null = null;
       let txHash: string | undefined;
       let reason: string | undefined;
       try {
         await this.#ensureGas(from);
         // "Sent" as the paper timed it: when the transaction leaves, not when the agent decided.
         sentAtMs = o.clock.now();
-        const tx = await call(o.chain.market(this.#signerFor(from)));
+        const tx = await call(this.#marketFor(from));
         txHash = tx.hash;
-        receipt = await tx.wait();
+        receipt = await o.chain.waitForReceipt(tx.hash);
+        if (receipt.status !== 1) reason = `reverted in block ${receipt.blockNumber}`;
       } catch (e) {
         reason = short(e);
       }

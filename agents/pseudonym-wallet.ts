@@ -35,7 +35,7 @@ export interface PseudonymWalletOptions {
 // pseudonyms, so the two never collide. The long-term messaging key is not derived here: it is an
 // Ed25519 key from the OS CSPRNG (agents/envelope.ts), never from a run seed.
 const MAIN_PATH = "m/44'/60'/0'/0/0";
-const PSEUDONYM_PATH = (i: number) => `m/44'/60'/1'/0/${i}`;
+const PSEUDONYM_ACCOUNT_PATH = "m/44'/60'/1'/0";
 
 /**
  * A household's HD wallet, derived from the run seed, and the rotation policy that decides which
@@ -44,6 +44,7 @@ const PSEUDONYM_PATH = (i: number) => `m/44'/60'/1'/0/${i}`;
  */
 export class PseudonymWallet {
   readonly #root: HDNodeWallet;
+  #pseudonymAccount: HDNodeWallet | undefined;
   readonly #policy: RotationPolicy;
   readonly #rng: Rng;
   readonly #byIndex = new Map<number, Pseudonym>();
@@ -109,7 +110,9 @@ export class PseudonymWallet {
     check(Number.isInteger(index) && index >= 0, "index", `must be a non-negative integer, got ${index}`);
     let p = this.#byIndex.get(index);
     if (!p) {
-      const node = this.#root.derivePath(PSEUDONYM_PATH(index));
+      // The account node is derived once: each level of a path costs an elliptic-curve multiplication.
+      this.#pseudonymAccount ??= this.#root.derivePath(PSEUDONYM_ACCOUNT_PATH);
+      const node = this.#pseudonymAccount.deriveChild(index);
       p = { index, address: node.address, privateKey: node.privateKey };
       this.#byIndex.set(index, p);
     }

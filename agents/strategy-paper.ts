@@ -1,10 +1,18 @@
-import { costOf } from "../attacks/market-replay";
+import { costOf, type ReplayedAsset } from "../attacks/market-replay";
 import { check } from "../common/errors";
+import type { Rng } from "../common/rng";
 import type { Strategy, StrategyAction, StrategyContext } from "./strategy";
 
 export interface PaperStrategyOptions {
   /** The base price every ask is posted at, in money units per watt per interval. */
   basePriceMicroPerWInterval: bigint;
+  /**
+   * Which usable ask a consumer takes: "lowest-id" is the paper's first come, first served;
+   * "random" picks one uniformly with `rng`. With hundreds of consumers on one market, all of them
+   * chase the same lowest ask every block and all but one revert; random choice spreads them.
+   */
+  offerChoice?: "lowest-id" | "random";
+  rng?: Rng;
 }
 
 /**
@@ -17,6 +25,7 @@ export interface PaperStrategyOptions {
 export class PaperStrategy implements Strategy {
   readonly name = "paper";
   readonly #price: bigint;
+  readonly #rng: Rng | undefined;
 
   constructor(opts: PaperStrategyOptions) {
     check(
@@ -24,7 +33,13 @@ export class PaperStrategy implements Strategy {
       "basePriceMicroPerWInterval",
       `must be a positive bigint, got ${opts.basePriceMicroPerWInterval}`,
     );
+    check(
+      opts.offerChoice !== "random" || opts.rng !== undefined,
+      "rng",
+      'offerChoice "random" needs an rng (from the run\'s seed)',
+    );
     this.#price = opts.basePriceMicroPerWInterval;
+    this.#rng = opts.offerChoice === "random" ? opts.rng : undefined;
   }
 
   decide(ctx: StrategyContext): StrategyAction[] {
@@ -43,7 +58,11 @@ export class PaperStrategy implements Strategy {
     const claimed = new Set<bigint>(ctx.busyOffers);
     const committed = new Map(ctx.committedMicro);
 
-    const myAssets = [...ctx.market.assets.entries()]
+    const candidates: [bigint, ReplayedAsset | undefined][] = ctx.ownAssetIds
+      ? [...ctx.ownAssetIds].map((id) => [id, ctx.market.assets.get(id)])
+      : [...ctx.market.assets.entries()];
+    const myAssets = candidates
+      .filter((e): e is [bigint, ReplayedAsset] => e[1] !== undefined)
       .filter(([id, a]) => ctx.mine.has(a.owner) && !a.locked && !ctx.busyAssets.has(id))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
@@ -55,7 +74,7 @@ export class PaperStrategy implements Strategy {
         continue;
       }
       if (!tradable(a.start, a.end, -1)) continue;
-      for (const ask of openAsks) {
+      for (const ask of this.#rng ? this.#rng.shuffle(openAsks) : openAsks) {
         if (claimed.has(ask.offerID)) continue;
         const b = ask.asset as NonNullable<typeof ask.asset>;
         const s = a.start > b.start ? a.start : b.start;

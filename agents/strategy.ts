@@ -21,6 +21,11 @@ export interface StrategyContext {
   busyOffers: ReadonlySet<bigint>;
   /** Money each address has promised to accepts in flight, in market money units. */
   committedMicro: ReadonlyMap<string, bigint>;
+  /**
+   * Ids of the assets the household may own (a superset: check `market` for each). Lets a
+   * strategy skip scanning every asset of a market with thousands of households.
+   */
+  ownAssetIds?: Iterable<bigint>;
 }
 
 /** A trading strategy: a pure function of the context, so the same logs give the same actions. */

@@ -11,7 +11,7 @@ import { batchMintFormula, measureGasSnapshot, snapshotMarkdown, writeSnapshot }
  *
  * The gas snapshot and the attack benchmark run here; the others run as their own processes, one
  * after another, so that none of them shares the 2 cores with another. PETRA_BENCH_ONLY=gas,attacks
- * (a comma list of gas, attacks, zk, dso, live, tor) runs a subset.
+ * (a comma list of gas, attacks, zk, dso, live, sim, tor) runs a subset.
  */
 const ROOT = path.join(__dirname, "..");
 const OUT = path.join(ROOT, "bench");
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     ["zk", "analysis/bench-zk.ts", {}],
     ["dso", "analysis/bench-dso.ts", { PETRA_BENCH_OUT: path.join(OUT, "dso.json") }],
     ["live", "analysis/bench-live.ts", {}],
+    ["sim", "analysis/bench-sim.ts", {}],
     ["tor", "analysis/bench-tor.ts", {}],
   ];
   for (const [name, script, env] of scripts) {

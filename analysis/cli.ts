@@ -2,6 +2,8 @@ import { Command, CommanderError } from "commander";
 import { attackCommand } from "./command-attack";
 import { demoCommand } from "./command-demo";
 import { liveCommand } from "./command-live";
+import { reproduceCommand } from "./command-reproduce";
+import { simCommand } from "./command-sim";
 
 /**
  * The `petra` command line. Each command lives in its own `command-<name>.ts` and exports a
@@ -14,6 +16,8 @@ export function buildCli(): Command {
     .exitOverride();
   program.addCommand(demoCommand());
   program.addCommand(liveCommand());
+  program.addCommand(simCommand());
+  program.addCommand(reproduceCommand());
   program.addCommand(attackCommand());
   return program;
 }

@@ -402,7 +402,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
  * The ground truth in the attack suite's format (attacks/ground-truth.ts, README "The ground-truth
  * file"), plus what only this runner knows: feeders, pseudonym order, each withdrawal's forecast.
  */
-function writeGroundTruth(
+export function writeGroundTruth(
   file: string,
   scenario: Scenario,
   seed: number,
@@ -447,7 +447,7 @@ function writeGroundTruth(
 }
 
 /** The scenario with only its first `count` households, and only the feeders they are on. */
-function restrictHouseholds(scenario: Scenario, count: number): Scenario {
+export function restrictHouseholds(scenario: Scenario, count: number): Scenario {
   if (count === scenario.households.length) return scenario;
   const households = scenario.households.slice(0, count);
   const feeders = new Set(households.map((h) => h.feeder));

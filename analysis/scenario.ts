@@ -3,6 +3,8 @@ import * as path from "node:path";
 import { z } from "zod";
 import { GAS_FUNDING_MODES } from "../agents/gas-funding";
 import { PetraError } from "../common/errors";
+import { BDEW_DAY_TYPES, type BdewDayType } from "./bdew";
+import { generateHouseholds, type Occupancy } from "./household-generator";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -23,19 +25,49 @@ export const blocksSchema = z
     'must be "automine", "fixed:MS" or "exp:MEAN_MS" with MS a whole number of milliseconds',
   );
 
+/** A profile read from a file of the PETra group's data. */
+const fileProfileSchema = z
+  .object({
+    /** Path relative to the repository root. */
+    file: z.string().min(1),
+    format: z.enum(["petra-actors", "petra-microgrid"]),
+    /** How a number in the file becomes watts: kW averaged over the interval (x1000) or kWh per interval. */
+    unit: z.enum(["kW", "kWh-per-interval"]),
+  })
+  .strict();
+
+/**
+ * Households made by analysis/household-generator.ts for one day (96 quarter hours; intervalMinutes
+ * must be 15). Optional fields take the generator's defaults.
+ */
+const generatedProfileSchema = z
+  .object({
+    format: z.literal("generated"),
+    households: z.number().int().positive().max(100_000),
+    month: z.number().int().min(1).max(12),
+    dayType: z.enum(BDEW_DAY_TYPES as [BdewDayType, ...BdewDayType[]]),
+    /** Seed of the population (not of a run: a scenario's households are fixed by its file). */
+    seed: z.number().int().min(0).max(0xffffffff),
+    pvShare: z.number().min(0).max(1).optional(),
+    feederSize: z.number().int().positive().optional(),
+    annualKWh: z
+      .object({ min: z.number().positive(), max: z.number().positive() })
+      .strict()
+      .refine((a) => a.min <= a.max, "must have min <= max")
+      .optional(),
+    pvMedianKWp: z.number().positive().max(100).optional(),
+    latitudeDeg: z.number().min(-66).max(66).optional(),
+    longitudeDeg: z.number().min(-180).max(180).optional(),
+    utcOffsetHours: z.number().min(-14).max(14).optional(),
+    cloudiness: z.number().min(0).max(1).optional(),
+  })
+  .strict();
+
 export const scenarioSchema = z
   .object({
     name: z.string().min(1),
     description: z.string().default(""),
-    profile: z
-      .object({
-        /** Path relative to the repository root. */
-        file: z.string().min(1),
-        format: z.enum(["petra-actors", "petra-microgrid"]),
-        /** How a number in the file becomes watts: kW averaged over the interval (x1000) or kWh per interval. */
-        unit: z.enum(["kW", "kWh-per-interval"]),
-      })
-      .strict(),
+    profile: z.discriminatedUnion("format", [fileProfileSchema, generatedProfileSchema]),
     intervalMinutes: z.number().int().positive().max(1440),
     window: z
       .object({
@@ -54,6 +86,11 @@ export const scenarioSchema = z
         gasFunding: z.enum(GAS_FUNDING_MODES),
         /** Ether given to each new address, in wei, as a decimal string (it exceeds 2^53). */
         gasPerAddressWei: z.string().regex(/^\d+$/, "must be a decimal string of wei"),
+        /**
+         * "dso": the DSO mints to the pseudonyms (PETra). "zk": the DSO issues allowances and mixer
+         * notes, and pseudonyms withdraw with proofs through the relayer (agents/private-withdrawer.ts).
+         */
+        withdrawal: z.enum(["dso", "zk"], { message: 'must be "dso" or "zk"' }).default("dso"),
       })
       .strict(),
     dso: z
@@ -76,6 +113,7 @@ export const scenarioSchema = z
 
 export type ScenarioFile = z.infer<typeof scenarioSchema>;
 export type RotationConfig = z.infer<typeof rotationSchema>;
+export type GeneratedProfile = z.infer<typeof generatedProfileSchema>;
 
 export interface ScenarioHousehold {
   /** Stable id: feeder, home and column (the files repeat feeder/home pairs). */
@@ -101,6 +139,25 @@ export interface Scenario {
   households: ScenarioHousehold[];
   /** Feeder -> rating in W. */
   feederRatingW: Record<string, number>;
+  /**
+   * Household id -> what only the ground-truth file may hold; generated scenarios only. Agents and
+   * attacks never see it.
+   */
+  groundTruth?: Record<string, ScenarioHouseholdTruth>;
+}
+
+/** Per market interval in the window, like trueNetW. */
+export interface ScenarioHouseholdTruth {
+  persons: number;
+  annualKWh: number;
+  /** 1 = someone at home (awake or asleep), 0 = away: the ground-truth file's convention. */
+  occupancy: Record<number, 0 | 1>;
+  /** 0 away, 1 at home and awake, 2 at home and asleep. */
+  occupancyState: Record<number, Occupancy>;
+  /** True consumption, W. */
+  loadW: Record<number, number>;
+  /** True PV production, W. */
+  pvW: Record<number, number>;
 }
 
 function fail(source: string, field: string, message: string): never {
@@ -157,10 +214,12 @@ export function resolveScenario(s: ScenarioFile, source: string): Scenario {
       `runs past midnight: ${s.window.intervalCount} intervals from ${s.window.start}`,
     );
   }
-  const profilePath = path.resolve(ROOT, s.profile.file);
+  if (s.profile.format === "generated") return resolveGenerated(s, s.profile, source, firstInterval);
+  const profile = s.profile;
+  const profilePath = path.resolve(ROOT, profile.file);
   if (!fs.existsSync(profilePath)) fail(source, "profile.file", `no such file ${profilePath}`);
-  const table = readProfile(profilePath, s.profile.format, source);
-  const toW = s.profile.unit === "kW" ? 1000 : (1000 * 60) / s.intervalMinutes;
+  const table = readProfile(profilePath, profile.format, source);
+  const toW = profile.unit === "kW" ? 1000 : (1000 * 60) / s.intervalMinutes;
 
   const households: ScenarioHousehold[] = table.columns.map((c) => {
     const byTime = new Map<number, number>();
@@ -170,7 +229,7 @@ export function resolveScenario(s: ScenarioFile, source: string): Scenario {
     for (let k = firstInterval; k < firstInterval + s.window.intervalCount; k++) {
       const w = byTime.get(k * s.intervalMinutes);
       if (w === undefined)
-        fail(source, "window", `profile ${s.profile.file} has no row for ${fmtMinute(k * s.intervalMinutes)}`);
+        fail(source, "window", `profile ${profile.file} has no row for ${fmtMinute(k * s.intervalMinutes)}`);
       trueNetW[k] = w;
     }
     const peakConsumptionW = Math.max(0, ...all.map((w) => -w));
@@ -191,6 +250,53 @@ export function resolveScenario(s: ScenarioFile, source: string): Scenario {
   for (const f of Object.keys(feederRatingW))
     feederRatingW[f] = Math.ceil((feederRatingW[f] as number) * s.dso.feederRatingFactor);
   return { file: s, source, firstInterval, intervalCount: s.window.intervalCount, households, feederRatingW };
+}
+
+/** The households of a generated profile: the whole day is generated, the window is cut out of it. */
+function resolveGenerated(s: ScenarioFile, p: GeneratedProfile, source: string, firstInterval: number): Scenario {
+  if (s.intervalMinutes !== 15)
+    fail(
+      source,
+      "intervalMinutes",
+      `must be 15 for a generated profile (BDEW quarter hours), got ${s.intervalMinutes}`,
+    );
+  const { format: _, ...options } = p;
+  const population = generateHouseholds({
+    ...options,
+    feederRatingFactor: s.dso.feederRatingFactor,
+  });
+  const window = Array.from({ length: s.window.intervalCount }, (_, i) => firstInterval + i);
+  const inWindow = <T>(values: readonly T[]): Record<number, T> =>
+    Object.fromEntries(window.map((k) => [k, values[k] as T]));
+  const households: ScenarioHousehold[] = population.households.map((h) => ({
+    id: h.id,
+    feeder: h.feeder,
+    column: h.id,
+    pvCapacityW: h.pvCapacityW,
+    connectionLimitW: Math.ceil(Math.max(0, ...h.netW.map((w) => -w)) * s.dso.connectionLimitFactor),
+    trueNetW: inWindow(h.netW),
+  }));
+  const groundTruth: Record<string, ScenarioHouseholdTruth> = {};
+  for (const t of population.truth) {
+    groundTruth[t.id] = {
+      persons: t.persons,
+      annualKWh: t.annualKWh,
+      occupancy: inWindow(t.occupancy.map((o) => (o === 0 ? 0 : 1))),
+      occupancyState: inWindow(t.occupancy),
+      loadW: inWindow(t.loadW),
+      pvW: inWindow(t.pvW),
+    };
+  }
+  const feederRatingW = Object.fromEntries(population.feeders.map((f) => [f.id, f.ratingW]));
+  return {
+    file: s,
+    source,
+    firstInterval,
+    intervalCount: s.window.intervalCount,
+    households,
+    feederRatingW,
+    groundTruth,
+  };
 }
 
 interface ProfileTable {

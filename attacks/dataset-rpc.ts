@@ -49,6 +49,17 @@ export async function readDatasetFromRpc(opts: RpcDatasetOptions): Promise<Datas
   }
 }
 
+/**
+ * The same read through a provider the caller owns (e.g. the in-process chain of a simulated
+ * run, which has no URL). `rpcUrl` only names the node in errors.
+ */
+export function readDatasetFromProvider(
+  provider: JsonRpcProvider,
+  opts: Omit<RpcDatasetOptions, "rpcUrl"> & { rpcUrl?: string },
+): Promise<Dataset> {
+  return read(provider, { ...opts, rpcUrl: opts.rpcUrl ?? "(in-process chain)" });
+}
+
 async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise<Dataset> {
   const network = await withTimeout(provider.getNetwork(), 10_000, opts.rpcUrl);
   const latest = await provider.getBlockNumber();

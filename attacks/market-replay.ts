@@ -59,7 +59,22 @@ export function emptyMarketState(): MarketState {
 }
 
 /** Applies events in chain order (block, then log index). Throws on an event that contradicts the state. */
-export function replayMarket(events: Iterable<MarketEvent>, state: MarketState = emptyMarketState()): MarketState {
+export interface ReplayOptions {
+  /**
+   * Forget what can never matter again: retired assets (traded or deposited), closed offers and
+   * empty balances. Assets are immutable, so nothing refers to a retired one later. An agent that
+   * only trades wants this (its state stays the size of the live market, not of the whole
+   * history); an observer reconstructing history does not.
+   */
+  prune?: boolean;
+}
+
+export function replayMarket(
+  events: Iterable<MarketEvent>,
+  state: MarketState = emptyMarketState(),
+  options: ReplayOptions = {},
+): MarketState {
+  const prune = options.prune === true;
   const asset = (id: bigint): ReplayedAsset => {
     const a = state.assets.get(id);
     if (!a) throw new Error(`market replay: event refers to unknown asset ${id}`);
@@ -70,7 +85,11 @@ export function replayMarket(events: Iterable<MarketEvent>, state: MarketState =
     if (!o) throw new Error(`market replay: event refers to unknown offer ${id}`);
     return o;
   };
-  const add = (who: string, amount: bigint) => state.balances.set(who, (state.balances.get(who) ?? 0n) + amount);
+  const add = (who: string, amount: bigint) => {
+    const b = (state.balances.get(who) ?? 0n) + amount;
+    if (prune && b === 0n) state.balances.delete(who);
+    else state.balances.set(who, b);
+  };
 
   for (const ev of events) {
     switch (ev.name) {
@@ -116,6 +135,7 @@ export function replayMarket(events: Iterable<MarketEvent>, state: MarketState =
         o.state = "Rescinded";
         a.locked = false;
         if (a.powerW < 0n) add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (prune) state.offers.delete(ev.offerID);
         break;
       }
       case "OfferAccepted": {
@@ -133,10 +153,16 @@ export function replayMarket(events: Iterable<MarketEvent>, state: MarketState =
         a.owner = ZERO_ADDRESS;
         a.locked = false;
         b.owner = ZERO_ADDRESS;
+        if (prune) {
+          state.offers.delete(ev.offerID);
+          state.assets.delete(o.assetID);
+          state.assets.delete(ev.assetID);
+        }
         break;
       }
       case "AssetDeposited":
         asset(ev.assetID).owner = ZERO_ADDRESS;
+        if (prune) state.assets.delete(ev.assetID);
         break;
       case "MinterSet":
         break;

@@ -102,3 +102,87 @@ describe("scenario # validation", () => {
     expect(() => loadScenario(file)).to.throw(/broken\.json: not valid JSON/);
   });
 });
+
+describe("scenario # generated", () => {
+  const generated = (n: 100 | 1000) =>
+    JSON.parse(fs.readFileSync(path.join(__dirname, `../../scenarios/generated-${n}.json`), "utf8"));
+
+  it("loads generated-1000 as the same Scenario shape: 1,000 households, 20 feeders, the whole day", () => {
+    const s = loadScenario("generated-1000");
+    expect(s.households).to.have.length(1000);
+    expect(s.firstInterval).to.equal(0);
+    expect(s.intervalCount).to.equal(96);
+    expect(Object.keys(s.feederRatingW)).to.have.length(20);
+    const h = s.households[0];
+    expect(Object.keys(h ?? {}).sort()).to.deep.equal([
+      "column",
+      "connectionLimitW",
+      "feeder",
+      "id",
+      "pvCapacityW",
+      "trueNetW",
+    ]);
+    expect(Object.keys(h?.trueNetW ?? {}).map(Number)).to.deep.equal(Array.from({ length: 96 }, (_, k) => k));
+    const pv = s.households.filter((x) => x.pvCapacityW > 0).length;
+    expect(pv).to.be.within(250, 350);
+    for (const x of s.households) {
+      const peakConsumption = Math.max(0, ...Object.values(x.trueNetW).map((w) => -w));
+      expect(x.connectionLimitW).to.equal(Math.ceil(peakConsumption * 1.5));
+      expect(s.feederRatingW[x.feeder]).to.be.greaterThan(0);
+    }
+  });
+
+  it("keeps occupancy, load and PV in groundTruth, consistent with the households' net W", () => {
+    const s = loadScenario("generated-100");
+    expect(Object.keys(s.groundTruth ?? {})).to.deep.equal(s.households.map((h) => h.id));
+    const wrong: string[] = [];
+    for (const h of s.households) {
+      const t = s.groundTruth?.[h.id];
+      for (let k = 0; k < 96; k++) {
+        if (h.trueNetW[k] !== (t?.pvW[k] as number) - (t?.loadW[k] as number)) wrong.push(`${h.id} netW[${k}]`);
+        if (t?.occupancy[k] !== (t?.occupancyState[k] === 0 ? 0 : 1)) wrong.push(`${h.id} occupancy[${k}]`);
+      }
+    }
+    expect(wrong).to.deep.equal([]);
+    expect(loadScenario("case-study-9").groundTruth).to.equal(undefined);
+  });
+
+  it("gives generated-100 the first 100 households of generated-1000, and cuts out any window", () => {
+    const small = loadScenario("generated-100");
+    const big = loadScenario("generated-1000");
+    expect(small.households).to.deep.equal(big.households.slice(0, 100));
+    const raw = generated(100);
+    raw.window = { start: "14:15", intervalCount: 14 };
+    const afternoon = resolveScenario(parseScenario(raw, "test.json"), "test.json");
+    expect(afternoon.firstInterval).to.equal(57);
+    expect(afternoon.households[5]?.trueNetW).to.deep.equal(
+      Object.fromEntries(Array.from({ length: 14 }, (_, i) => [57 + i, small.households[5]?.trueNetW[57 + i]])),
+    );
+  });
+
+  // biome-ignore lint/suspicious/noExplicitAny: each case reaches into a different part of the raw JSON
+  const cases: [string, (s: Record<string, any>) => void][] = [
+    ["profile.households", (s) => (s.profile.households = 0)],
+    ["profile.households", (s) => (s.profile.households = 2.5)],
+    ["profile.month", (s) => (s.profile.month = 13)],
+    ["profile.dayType", (s) => (s.profile.dayType = "MO")],
+    ["profile.seed", (s) => (s.profile.seed = -1)],
+    ["profile.seed", (s) => delete s.profile.seed],
+    ["profile.pvShare", (s) => (s.profile.pvShare = 1.5)],
+    ["profile.feederSize", (s) => (s.profile.feederSize = 0)],
+    ["profile.annualKWh", (s) => (s.profile.annualKWh = { min: 6000, max: 1500 })],
+    ["profile.annualKWh.min", (s) => (s.profile.annualKWh = { min: -1, max: 1500 })],
+    ["profile.latitudeDeg", (s) => (s.profile.latitudeDeg = 80)],
+    ["profile.cloudiness", (s) => (s.profile.cloudiness = 2)],
+    ["profile", (s) => (s.profile.file = "data/bdew/h25.csv")],
+    ["intervalMinutes", (s) => (s.intervalMinutes = 30)],
+  ];
+  for (const [field, mutate] of cases) {
+    it(`names the field "${field}" when ${mutate.toString().replace(/^\(s\) => /, "")}`, () => {
+      const s = generated(100);
+      if (field === "intervalMinutes") s.window.intervalCount = 48;
+      mutate(s);
+      expectScenarioError(s, field);
+    });
+  }
+});

@@ -1,0 +1,204 @@
+import { check, PetraError } from "../../common/errors";
+import type { Rng } from "../../common/rng";
+import type { Cancel } from "../interfaces";
+import type { SimClock } from "./clock-sim";
+import type { Delay } from "./distribution";
+
+/** An EIP-1193 provider: the in-process Hardhat network (EDR), or anything that speaks JSON-RPC objects. */
+export interface Eip1193 {
+  request(args: { method: string; params?: unknown[] }): Promise<unknown>;
+}
+
+/** A log as eth_getLogs returns it. */
+export interface RawLog {
+  address: string;
+  blockNumber: string;
+  logIndex: string;
+  transactionHash: string;
+  topics: string[];
+  data: string;
+  removed?: boolean;
+}
+
+export interface SealedBlock {
+  number: number;
+  timestampS: number;
+  txHashes: string[];
+  logs: RawLog[];
+}
+
+/** Accounts and limits of the simulated chain (simNetworkConfig turns them into Hardhat's network config). */
+export interface SimChainSpec {
+  chainId: number;
+  /** Genesis time; block timestamps are this plus simulated seconds, so they do not depend on the wall clock. */
+  genesisDate: string;
+  blockGasLimit: number;
+  mnemonic: string;
+  accountCount: number;
+  accountBalanceWei: bigint;
+}
+
+export const DEFAULT_SIM_CHAIN: SimChainSpec = {
+  chainId: 31337,
+  genesisDate: "2025-06-02T00:00:00.000Z",
+  // Room for a whole interval's mint batch of a 1,000-household grid in one block.
+  blockGasLimit: 120_000_000,
+  mnemonic: "test test test test test test test test test test test junk",
+  accountCount: 4,
+  // Enough to gas-fund a fresh address per household per interval for a long day.
+  accountBalanceWei: 10n ** 30n,
+};
+
+/**
+ * The chain of a simulated run: the in-process Hardhat network with automine off. Calls are
+ * queued and run one at a time, in the order agents make them, and the clock waits for each
+ * (SimClock.track): with no other source of concurrency, a run is deterministic. Blocks are
+ * sealed only by `mine()`, at simulated times the block-time model draws.
+ */
+export class SimNode {
+  readonly #provider: Eip1193;
+  readonly #clock: SimClock;
+  readonly #genesisS: number;
+  #tail: Promise<unknown> = Promise.resolve();
+  #latest = 0;
+  #latestTimestampS: number;
+  #baseFeePerGas = 0n;
+  readonly #mined = new Set<string>();
+  readonly #waiters = new Map<string, (() => void)[]>();
+  readonly #listeners = new Set<(b: SealedBlock) => void>();
+  #calls = 0;
+  #txs = 0;
+
+  private constructor(provider: Eip1193, clock: SimClock, genesisS: number) {
+    this.#provider = provider;
+    this.#clock = clock;
+    this.#genesisS = genesisS;
+    this.#latestTimestampS = genesisS;
+  }
+
+  /**
+   * Starts on `provider`, a fresh chain (block 0 at `genesisDate`): switches automine off and
+   * reads the head.
+   */
+  static async start(provider: Eip1193, clock: SimClock, genesisDate: string): Promise<SimNode> {
+    const genesisS = Math.floor(Date.parse(genesisDate) / 1000);
+    check(Number.isFinite(genesisS), "genesisDate", `must be an ISO date, got "${genesisDate}"`);
+    const node = new SimNode(provider, clock, genesisS);
+    await node.request("evm_setAutomine", [false]);
+    const head = (await node.request("eth_getBlockByNumber", ["latest", false])) as {
+      number: string;
+      timestamp: string;
+      baseFeePerGas?: string;
+    };
+    node.#latest = Number(head.number);
+    node.#baseFeePerGas = BigInt(head.baseFeePerGas ?? 0);
+    node.#latestTimestampS = Number(head.timestamp);
+    return node;
+  }
+
+  get latestBlock(): number {
+    return this.#latest;
+  }
+
+  /** Base fee of the latest sealed block, wei. */
+  get baseFeePerGas(): bigint {
+    return this.#baseFeePerGas;
+  }
+
+  /** JSON-RPC calls served so far, and transactions mined. */
+  get stats(): { calls: number; transactions: number } {
+    return { calls: this.#calls, transactions: this.#txs };
+  }
+
+  request(method: string, params: unknown[] = []): Promise<unknown> {
+    this.#calls++;
+    const run = () => this.#provider.request({ method, params });
+    const result = this.#tail.then(run, run);
+    this.#tail = result.catch(() => undefined);
+    return this.#clock.track(result);
+  }
+
+  /**
+   * Seals a block now: its timestamp is genesis plus the simulated time in whole seconds; it holds
+   * what the mempool has, up to the gas limit. Listeners and receipt waiters hear of it at once
+   * (their own latency is theirs to add).
+   */
+  async mine(): Promise<SealedBlock> {
+    const ts = Math.max(this.#latestTimestampS, this.#genesisS + Math.floor(this.#clock.now() / 1000));
+    await this.request("evm_setNextBlockTimestamp", [ts]);
+    await this.request("evm_mine", []);
+    const block = (await this.request("eth_getBlockByNumber", ["latest", false])) as {
+      number: string;
+      timestamp: string;
+      baseFeePerGas?: string;
+      transactions: string[];
+    };
+    const number = Number(block.number);
+    this.#baseFeePerGas = BigInt(block.baseFeePerGas ?? 0);
+    const logs =
+      block.transactions.length === 0
+        ? []
+        : ((await this.request("eth_getLogs", [{ fromBlock: block.number, toBlock: block.number }])) as RawLog[]);
+    this.#latest = number;
+    this.#latestTimestampS = Number(block.timestamp);
+    this.#txs += block.transactions.length;
+    const sealed: SealedBlock = { number, timestampS: this.#latestTimestampS, txHashes: block.transactions, logs };
+    for (const h of block.transactions) {
+      const key = h.toLowerCase();
+      this.#mined.add(key);
+      const waiting = this.#waiters.get(key);
+      if (waiting) {
+        this.#waiters.delete(key);
+        for (const w of waiting) w();
+      }
+    }
+    for (const l of this.#listeners) l(sealed);
+    return sealed;
+  }
+
+  /** Called with every block sealed from now on. */
+  onBlock(listener: (b: SealedBlock) => void): Cancel {
+    this.#listeners.add(listener);
+    return { cancel: () => this.#listeners.delete(listener) };
+  }
+
+  /** Resolves when `txHash` is in a sealed block (at once if it already is). */
+  whenMined(txHash: string): Promise<void> {
+    const key = txHash.toLowerCase();
+    if (this.#mined.has(key)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.#waiters.get(key);
+      if (list) list.push(resolve);
+      else this.#waiters.set(key, [resolve]);
+    });
+  }
+
+  /** Seals blocks at times drawn from `blockTime` until stopped. */
+  produceBlocks(blockTime: Delay, rng: Rng, onError?: (e: unknown) => void): { stop(): void } {
+    let stopped = false;
+    let timer: Cancel | undefined;
+    const next = () => {
+      // A zero block time would seal blocks forever at one instant.
+      const gap = Math.max(1, blockTime.sample(rng));
+      timer = this.#clock.schedule(this.#clock.now() + gap, () => {
+        if (stopped) return;
+        this.mine().then(
+          () => {
+            if (!stopped) next();
+          },
+          (e) => {
+            onError?.(new PetraError("RPC_UNAVAILABLE", `sealing a block failed: ${String(e)}`, {}, { cause: e }));
+            if (!stopped) next();
+          },
+        );
+      });
+    };
+    next();
+    return {
+      stop: () => {
+        stopped = true;
+        timer?.cancel();
+      },
+    };
+  }
+}
