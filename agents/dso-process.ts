@@ -6,6 +6,7 @@ import { PetraError } from "../common/errors";
 import { AccountBook } from "./account-book";
 import { LiveClock } from "./clock-live";
 import { Dso } from "./dso";
+import { AllowanceDesk } from "./dso-allowance-desk";
 import { publicKeyHex, signingKeyFromHex } from "./envelope";
 import { HouseholdRegistry, registrySchema } from "./household-registry";
 import { describeZodError } from "./messages";
@@ -26,11 +27,14 @@ import { describeZodError } from "./messages";
  *     "registry": { "feeders": [...], "households": [...] }  or  "registry.json",
  *     optional: "maxClockSkewMs", "maxBatchRequests", "maxBatchAssets", "gasFundingWei" (decimal
  *     string, "0" = off), "logPollIntervalMs", "receiptPollIntervalMs", "retryDelayMs",
- *     "fromBlock", "synchronous" ("FULL" | "NORMAL")
+ *     "fromBlock", "synchronous" ("FULL" | "NORMAL"),
+ *     "allowanceDesk": {"endpoint": "tcp://127.0.0.1:*", "vaults": {"consumption": "0x..", "production": "0x.."},
+ *                       "pools": ["0x.."], "maxWindowIntervals": 672}   (agents/dso-allowance-desk.ts; off when absent)
  *   }
  *
  * Stdout carries one JSON line per lifecycle event, so the runner can wait for readiness:
- *   {"event":"ready","pid":..,"endpoint":"tcp://127.0.0.1:5555","dsoAddress":"0x..","dsoPublicKeyHex":".."}
+ *   {"event":"ready","pid":..,"endpoint":"tcp://127.0.0.1:5555","dsoAddress":"0x..","dsoPublicKeyHex":"..",
+ *    "deskEndpoint":"tcp://127.0.0.1:5556" (with allowanceDesk)}
  *   {"event":"stopped","pid":..}
  * Diagnostics go to stderr as {"event":"error",...} lines. SIGTERM or SIGINT stops it cleanly
  * (exit 0); a bad config exits 2 with the offending field named; a failure to start exits 1.
@@ -57,6 +61,27 @@ export const dsoProcessConfigSchema = z
     retryDelayMs: z.number().int().positive().optional(),
     fromBlock: z.number().int().min(0).optional(),
     synchronous: z.enum(["FULL", "NORMAL"]).optional(),
+    /** The allowance desk (zk withdrawals): on the same account book, its own endpoint. */
+    allowanceDesk: z
+      .object({
+        endpoint: z.string().min(1),
+        vaults: z
+          .object({
+            consumption: z
+              .string()
+              .regex(/^0x[0-9a-fA-F]{40}$/, "must be an address")
+              .optional(),
+            production: z
+              .string()
+              .regex(/^0x[0-9a-fA-F]{40}$/, "must be an address")
+              .optional(),
+          })
+          .strict(),
+        pools: z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be an address")),
+        maxWindowIntervals: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type DsoProcessConfig = z.infer<typeof dsoProcessConfigSchema>;
@@ -100,6 +125,9 @@ export function loadDsoProcessConfig(path: string): { config: DsoProcessConfig; 
 export interface RunningDso {
   dso: Dso;
   endpoint: string;
+  /** With config.allowanceDesk. */
+  desk?: AllowanceDesk;
+  deskEndpoint?: string;
   stop(): Promise<void>;
 }
 
@@ -158,9 +186,30 @@ export async function startDsoFromConfig(
     ...(onError ? { onError } : {}),
   });
   let endpoint: string;
+  let desk: AllowanceDesk | undefined;
+  let deskEndpoint: string | undefined;
   try {
     endpoint = await dso.start();
+    if (config.allowanceDesk) {
+      const d = config.allowanceDesk;
+      desk = new AllowanceDesk({
+        endpoint: d.endpoint,
+        registry,
+        book,
+        signer: new Wallet(config.dsoPrivateKey, provider),
+        vaults: d.vaults,
+        pools: d.pools,
+        signingKey: signingKeyFromHex(config.signingKeyHex),
+        clock,
+        ...(d.maxWindowIntervals !== undefined ? { maxWindowIntervals: d.maxWindowIntervals } : {}),
+        ...(config.maxClockSkewMs !== undefined ? { maxClockSkewMs: config.maxClockSkewMs } : {}),
+        ...(config.retryDelayMs !== undefined ? { retryDelayMs: config.retryDelayMs } : {}),
+        ...(onError ? { onError } : {}),
+      });
+      deskEndpoint = await desk.start();
+    }
   } catch (e) {
+    await dso.stop();
     book.close();
     provider.destroy();
     throw e;
@@ -168,7 +217,9 @@ export async function startDsoFromConfig(
   return {
     dso,
     endpoint,
+    ...(desk ? { desk, deskEndpoint } : {}),
     stop: async () => {
+      await desk?.stop();
       await dso.stop();
       book.close();
       provider.destroy();
@@ -215,6 +266,7 @@ async function main(argv: string[]): Promise<number> {
     endpoint: running.endpoint,
     dsoAddress: new Wallet(loaded.config.dsoPrivateKey).address,
     dsoPublicKeyHex: publicKeyHex(signingKeyFromHex(loaded.config.signingKeyHex)),
+    ...(running.deskEndpoint ? { deskEndpoint: running.deskEndpoint } : {}),
   });
   await new Promise<void>((resolveStop) => {
     process.once("SIGTERM", () => resolveStop());

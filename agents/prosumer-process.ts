@@ -10,6 +10,7 @@
  * is gone), so a crashed runner leaves no household behind.
  */
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as readline from "node:readline";
 import { z } from "zod";
 import { PetraError } from "../common/errors";
@@ -19,11 +20,14 @@ import { LiveClock } from "./clock-live";
 import { DsoClient } from "./dso-client";
 import { Forecast } from "./forecast";
 import { GasFunder } from "./gas-funding";
+import type { Transport } from "./interfaces";
 import { describeZodError } from "./messages";
+import { planFromForecast, privateWithdrawalConfigSchema, startPrivateWithdrawer } from "./private-withdrawer";
 import { type AssetWithdrawer, type GasSetup, Prosumer, type ProsumerRecord } from "./prosumer";
 import { PseudonymWallet } from "./pseudonym-wallet";
 import { PaperStrategy } from "./strategy-paper";
 import { DirectTransport } from "./transport-direct";
+import { TorTransport, torTransportConfigSchema, torTransportFromConfig } from "./transport-tor";
 
 export const prosumerConfigSchema = z
   .object({
@@ -38,8 +42,15 @@ export const prosumerConfigSchema = z
     dsoPublicKeyHex: z.string().regex(/^[0-9a-f]{64}$/),
     /** The household's long-term Ed25519 secret, hex. */
     longTermSecretHex: z.string().regex(/^[0-9a-f]{64}$/),
-    /** Loopback address all of this household's traffic leaves from. */
+    /** Loopback address all of this household's traffic leaves from (direct transport). */
     sourceAddress: z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/),
+    /**
+     * How the household's traffic leaves: "direct" (default) from sourceAddress, or "tor" through a
+     * Tor client's SOCKS port, one circuit per pseudonym (agents/transport-tor.ts).
+     */
+    transport: z
+      .discriminatedUnion("kind", [z.object({ kind: z.literal("direct") }).strict(), torTransportConfigSchema])
+      .default({ kind: "direct" }),
     rotation: z.union([
       z.object({ kind: z.literal("single") }),
       z.object({ kind: z.literal("pool"), poolSize: z.number().int().positive() }),
@@ -67,6 +78,13 @@ export const prosumerConfigSchema = z
      * mined, so this must cover a few block times (with PoW-like blocks, their tail).
      */
     dsoTimeoutMs: z.number().positive().default(15_000),
+    /**
+     * "dso" (default): assets are minted by the DSO to the pseudonym. "zk": energy through
+     * allowance proofs and money through the mixer, both via the relayer (agents/private-withdrawer.ts);
+     * needs `zk`.
+     */
+    withdrawal: z.enum(["dso", "zk"]).default("dso"),
+    zk: privateWithdrawalConfigSchema.optional(),
   })
   .strict();
 
@@ -98,7 +116,10 @@ async function main(configPath: string): Promise<number> {
   const log = (line: string) => process.stderr.write(`[${c.householdId}] ${line}\n`);
 
   const clock = new LiveClock();
-  const transport = new DirectTransport({ sourceAddressByIdentity: { [c.householdId]: c.sourceAddress } });
+  const transport: Transport =
+    c.transport.kind === "tor"
+      ? torTransportFromConfig(c.transport, `tor for ${c.householdId}`, c.chainId)
+      : new DirectTransport({ sourceAddressByIdentity: { [c.householdId]: c.sourceAddress } });
   const chain = await LiveChain.connect({
     rpcUrl: c.rpcUrl,
     marketAddress: c.marketAddress,
@@ -164,12 +185,41 @@ async function main(configPath: string): Promise<number> {
   process.stdin.on("end", () => process.exit(3));
   process.on("SIGTERM", () => process.exit(143));
 
+  // zk withdrawals: the allowances and notes come from the DSO's desk before trading starts.
+  if (c.withdrawal === "zk" && !c.zk)
+    throw new PetraError("INVALID_ARGUMENT", 'config.zk: required with withdrawal "zk"');
+  const zk =
+    c.withdrawal === "zk" && c.zk
+      ? await startPrivateWithdrawer({
+          config: c.zk,
+          householdId: c.householdId,
+          chainId: BigInt(c.chainId),
+          clock,
+          provider: chain.provider,
+          transport,
+          ...(c.transport.kind === "direct"
+            ? { relayerAgent: new http.Agent({ localAddress: c.sourceAddress, keepAlive: true }) }
+            : {}),
+          dsoPublicKeyHex: c.dsoPublicKeyHex,
+          longTermSecretHex: c.longTermSecretHex,
+          plan: planFromForecast({
+            intervals: Array.from({ length: c.schedule.intervalCount }, (_x, i) => c.schedule.firstInterval + i),
+            netW: (k) => forecast.netW(k),
+            pvCapacityW: c.pvCapacityW,
+            connectionLimitW: c.connectionLimitW,
+            pricePerWInterval: c.basePriceMicroPerWInterval,
+            gasDrop: c.gasFunding === "dso",
+          }),
+          log,
+        })
+      : undefined;
+
   out({ ready: true, householdId: c.householdId });
   const prosumer = new Prosumer({
     householdId: c.householdId,
     clock,
     chain,
-    dso: withdrawerFor(client),
+    dso: zk?.withdrawer ?? withdrawerFor(client),
     wallet,
     forecast,
     strategy: new PaperStrategy({ basePriceMicroPerWInterval: BigInt(c.basePriceMicroPerWInterval) }),
@@ -183,7 +233,10 @@ async function main(configPath: string): Promise<number> {
   const { drained } = await prosumer.run();
   out({ done: true, drained, mainAddress: wallet.main().address });
   client.close();
+  await zk?.close();
   chain.destroy();
+  if (transport instanceof TorTransport && c.transport.kind === "tor" && c.transport.statsFile)
+    fs.writeFileSync(c.transport.statsFile, `${JSON.stringify(transport.stats(), null, 2)}\n`);
   await transport.close();
   fs.closeSync(records);
   return 0;

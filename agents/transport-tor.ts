@@ -14,10 +14,36 @@
  * gives each identity its own circuit. A connect() endpoint string alone cannot carry a socket
  * option, so `Transport.zmqEndpoint` is not enough in Tor mode: callers must also call
  * configureZmqSocket(socket, identity) (or zmqConnect) before connect.
+ *
+ * One circuit per pseudonym: an agent builds one provider for its household, but the requests on it
+ * belong to different pseudonyms. With `isolation: "address"` each request goes over the circuit of
+ * the Ethereum address it concerns (the sender of eth_sendRawTransaction, the address of
+ * eth_getTransactionCount / eth_getBalance, the `from` of eth_call / eth_estimateGas, the sender of a
+ * transaction whose receipt is polled); requests that concern no address (log filters, block
+ * numbers, fee data) use the household's own circuit. So an observer at the node sees each
+ * pseudonym arrive on a stream of its own, and a keep-alive stream never carries two pseudonyms.
+ *
+ * Faults: a request whose stream broke (a relay on its circuit died, an onion service restarted)
+ * is retried with backoff, with new SOCKS credentials and so on a new circuit, while `retryBudgetMs` lasts,
+ * unless its effect on the node cannot be repeated safely (eth_getFilterChanges would lose the logs
+ * of the lost answer; LiveChain recreates its filter instead). A retried eth_sendRawTransaction first
+ * asks the node whether it already has the transaction (its hash is known locally), so a transaction
+ * the node got before the answer was lost is neither sent twice nor reported as failed. stats() counts
+ * all of it, for the fault inventory.
  */
 import { createHash } from "node:crypto";
-import { type FetchGetUrlFunc, FetchRequest, type JsonRpcApiProviderOptions, JsonRpcProvider, Network } from "ethers";
+import {
+  type FetchCancelSignal,
+  type FetchGetUrlFunc,
+  FetchRequest,
+  type GetUrlResponse,
+  type JsonRpcApiProviderOptions,
+  JsonRpcProvider,
+  Network,
+  Transaction,
+} from "ethers";
 import { SocksProxyAgent } from "socks-proxy-agent";
+import { z } from "zod";
 import { check, PetraError } from "../common/errors";
 import type { JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
 import { TorControl } from "./tor/tor-control";
@@ -40,6 +66,152 @@ export interface TorTransportOptions {
   chainId?: number;
   /** Passed to every JsonRpcProvider; batchMaxCount 1 and cacheTimeout -1 unless overridden. */
   providerOptions?: JsonRpcApiProviderOptions;
+  /**
+   * "identity" (default): every request of a provider uses the provider's identity's circuit.
+   * "address": a request that concerns an Ethereum address uses a circuit of its own for that
+   * address under the provider's identity (one circuit per pseudonym; see the file comment).
+   */
+  isolation?: TorIsolation;
+  /**
+   * How long a JSON-RPC request whose stream broke is retried (backoff 250 ms doubling to 2 s),
+   * ms from its first failure. Default 0: no retry, the error goes to the caller.
+   */
+  retryBudgetMs?: number;
+}
+
+export type TorIsolation = "identity" | "address";
+
+/**
+ * A TorTransport as a process config holds it (agents/prosumer-process.ts): the live runner writes
+ * one per household, the household process builds its transport from it.
+ */
+export const torTransportConfigSchema = z
+  .object({
+    kind: z.literal("tor"),
+    socksHost: z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/, "must be a loopback address"),
+    socksPort: z.number().int().min(1).max(65535),
+    /** Control port of the Tor client, if the household may use it (NEWNYM); usually absent. */
+    controlPort: z.number().int().min(1).max(65535).optional(),
+    onionRoutes: z.record(z.string(), z.string()).default({}),
+    isolationSalt: z.string().min(1),
+    isolation: z.enum(["identity", "address"]).default("address"),
+    retryBudgetMs: z.number().int().min(0).default(0),
+    /** Where the process writes stats() as JSON when it ends (the runner's fault inventory reads it). */
+    statsFile: z.string().min(1).optional(),
+  })
+  .strict();
+export type TorTransportConfig = z.input<typeof torTransportConfigSchema>;
+
+/** The TorTransport a (parsed) config describes. */
+export function torTransportFromConfig(
+  config: z.output<typeof torTransportConfigSchema>,
+  name: string,
+  chainId?: number,
+): TorTransport {
+  return new TorTransport({
+    client: {
+      name,
+      socksHost: config.socksHost,
+      socksPort: config.socksPort,
+      ...(config.controlPort !== undefined ? { control: { host: config.socksHost, port: config.controlPort } } : {}),
+    },
+    onionRoutes: config.onionRoutes,
+    isolationSalt: config.isolationSalt,
+    isolation: config.isolation,
+    retryBudgetMs: config.retryBudgetMs,
+    ...(chainId !== undefined ? { chainId } : {}),
+  });
+}
+
+/** What the transport saw go wrong, for the fault inventory. */
+export interface TorTransportStats {
+  /** JSON-RPC requests (first attempts). */
+  requests: number;
+  /** Attempts that failed below HTTP (stream broken, SOCKS refused, timeout). */
+  failedAttempts: number;
+  /** Requests that failed at least once and then succeeded on a retry. */
+  recovered: number;
+  /** Requests whose error reached the caller after failing (retry budget spent, or not retryable). */
+  gaveUp: number;
+  /** Requests that had failed and were still being retried when the stats were read. */
+  retrying: number;
+  /** Retried eth_sendRawTransaction the node already had: answered with its hash instead of re-sending. */
+  rawTransactionsAlreadyKnown: number;
+  /** Per method: failed attempts, recovered and given-up requests. */
+  byMethod: Record<string, { failedAttempts: number; recovered: number; gaveUp: number }>;
+  /** Distinct circuits asked for (SOCKS usernames), i.e. identities and pseudonyms that sent something. */
+  circuits: number;
+  /** The last few errors, "method: message". */
+  lastErrors: string[];
+}
+
+/** JSON-RPC methods whose request changes what the node answers next: retrying could lose data. */
+const NOT_RETRIED = new Set([
+  "eth_getFilterChanges",
+  "eth_newFilter",
+  "eth_newBlockFilter",
+  "eth_newPendingTransactionFilter",
+]);
+
+interface RpcCall {
+  id: unknown;
+  method: string;
+  params: unknown[];
+}
+
+function parseCall(body: Uint8Array | null): RpcCall | undefined {
+  if (!body) return undefined;
+  try {
+    const json = JSON.parse(Buffer.from(body).toString("utf8")) as { id?: unknown; method?: unknown; params?: unknown };
+    if (typeof json?.method !== "string") return undefined;
+    return { id: json.id, method: json.method, params: Array.isArray(json.params) ? json.params : [] };
+  } catch {
+    return undefined;
+  }
+}
+
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+
+/**
+ * The Ethereum address a JSON-RPC call concerns, if any: whose transaction it submits or polls,
+ * whose nonce or balance it reads, whose call it simulates. `senders` maps transaction hashes
+ * (lower case) to their senders and is filled from eth_sendRawTransaction.
+ */
+export function rpcSubject(
+  call: { method: string; params: unknown[] },
+  senders?: Map<string, string>,
+): string | undefined {
+  const [p0] = call.params;
+  switch (call.method) {
+    case "eth_sendRawTransaction": {
+      try {
+        const tx = Transaction.from(String(p0));
+        if (!tx.from || !tx.hash) return undefined;
+        senders?.set(tx.hash.toLowerCase(), tx.from.toLowerCase());
+        return tx.from.toLowerCase();
+      } catch {
+        return undefined;
+      }
+    }
+    case "eth_getTransactionReceipt":
+    case "eth_getTransactionByHash":
+      return typeof p0 === "string" ? senders?.get(p0.toLowerCase()) : undefined;
+    case "eth_getTransactionCount":
+    case "eth_getBalance":
+      return typeof p0 === "string" && ADDRESS.test(p0) ? p0.toLowerCase() : undefined;
+    case "eth_call":
+    case "eth_estimateGas":
+    case "eth_createAccessList": {
+      const from = (p0 as { from?: unknown } | undefined)?.from;
+      return typeof from === "string" && ADDRESS.test(from) ? from.toLowerCase() : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** The subset of a zeromq.js socket configureZmqSocket touches. */
@@ -54,9 +226,47 @@ export class TorTransport implements Transport {
   private readonly agents = new Map<string, SocksProxyAgent>();
   private readonly providers = new Set<JsonRpcProvider>();
   private control: TorControl | undefined;
+  /** Transaction hash -> sender (lower case), from eth_sendRawTransaction; bounded. */
+  private readonly senders = new Map<string, string>();
+  private readonly usernames = new Set<string>();
+  private readonly counters: TorTransportStats = {
+    requests: 0,
+    failedAttempts: 0,
+    recovered: 0,
+    gaveUp: 0,
+    retrying: 0,
+    rawTransactionsAlreadyKnown: 0,
+    byMethod: {},
+    circuits: 0,
+    lastErrors: [],
+  };
 
   constructor(readonly options: TorTransportOptions) {
     check(options.client.socksPort > 0, "client.socksPort", "must be a port");
+    check(
+      options.isolation === undefined || options.isolation === "identity" || options.isolation === "address",
+      "isolation",
+      'must be "identity" or "address"',
+    );
+    check((options.retryBudgetMs ?? 0) >= 0, "retryBudgetMs", "must be >= 0");
+  }
+
+  /** Counters of requests, failures and retries so far (a copy). */
+  stats(): TorTransportStats {
+    return {
+      ...this.counters,
+      byMethod: Object.fromEntries(Object.entries(this.counters.byMethod).map(([m, c]) => [m, { ...c }])),
+      circuits: this.usernames.size,
+      lastErrors: [...this.counters.lastErrors],
+    };
+  }
+
+  /** The identity whose circuit `call` goes over, for a provider of `identity`. */
+  circuitIdentity(identity: string, call: { method: string; params: unknown[] } | undefined): string {
+    if (this.options.isolation !== "address" || !call) return identity;
+    const subject = rpcSubject(call, this.senders);
+    if (this.senders.size > 10_000) this.senders.delete(this.senders.keys().next().value as string);
+    return subject ? `${identity}/${subject}` : identity;
   }
 
   /** The SOCKS username identity's traffic uses now (changes after newCircuit(identity)). */
@@ -77,9 +287,8 @@ export class TorTransport implements Transport {
 
   jsonRpcProvider(url: string, identity: string, options: JsonRpcProviderOptions = {}): JsonRpcProvider {
     const request = new FetchRequest(this.route(url));
-    // Looked up per request, so newCircuit(identity) affects providers created earlier too.
-    const getUrl: FetchGetUrlFunc = (req, signal) =>
-      FetchRequest.createGetUrlFunc({ agent: this.agentFor(identity) })(req, signal);
+    // The agent is looked up per request, so newCircuit(identity) affects providers created earlier too.
+    const getUrl: FetchGetUrlFunc = (req, signal) => this.fetch(req, signal, identity);
     request.getUrlFunc = getUrl;
     const chainId = options.chainId ?? this.options.chainId;
     const network = chainId !== undefined ? Network.from(chainId) : undefined;
@@ -106,6 +315,7 @@ export class TorTransport implements Transport {
   configureZmqSocket(socket: ZmqSocksSocket, identity: string): void {
     socket.socksProxy = `${this.options.client.socksHost}:${this.options.client.socksPort}`;
     const username = this.socksUsername(identity);
+    this.usernames.add(username);
     // zeromq.js 6 does not expose the DRAFT options; its native setter does (see file comment).
     const native = socket as unknown as { setStringOption?: (id: number, value: string) => void };
     if (typeof native.setStringOption !== "function") {
@@ -131,6 +341,12 @@ export class TorTransport implements Transport {
   zmqConnect(socket: ZmqSocksSocket, endpoint: string, identity: string): void {
     this.configureZmqSocket(socket, identity);
     socket.connect(this.zmqEndpoint(endpoint, identity));
+  }
+
+  /** New SOCKS credentials for `identity`'s next streams, leaving its streams in flight alone. */
+  private rotate(identity: string): void {
+    this.epochs.set(identity, (this.epochs.get(identity) ?? 0) + 1);
+    this.agents.delete(identity);
   }
 
   /**
@@ -171,12 +387,104 @@ export class TorTransport implements Transport {
     this.control = undefined;
   }
 
+  /** One JSON-RPC request over the circuit of the identity it concerns, retried as the file comment says. */
+  private async fetch(
+    req: FetchRequest,
+    signal: FetchCancelSignal | undefined,
+    identity: string,
+  ): Promise<GetUrlResponse> {
+    const call = parseCall(req.body);
+    const circuit = this.circuitIdentity(identity, call);
+    const method = call?.method ?? "(unparsed)";
+    const budgetMs = this.options.retryBudgetMs ?? 0;
+    const retryable = call !== undefined && !NOT_RETRIED.has(method);
+    this.counters.requests++;
+    let failed = false;
+    let attemptAt = performance.now();
+    let firstFailureAt = 0;
+    for (let backoffMs = 250; ; backoffMs = Math.min(2 * backoffMs, 2000)) {
+      try {
+        attemptAt = performance.now();
+        if (failed && method === "eth_sendRawTransaction") {
+          const known = await this.alreadyKnown(req, signal, circuit, call as RpcCall);
+          if (known) {
+            this.counters.rawTransactionsAlreadyKnown++;
+            this.counters.retrying--;
+            this.count(method, "recovered");
+            return known;
+          }
+        }
+        const response = await FetchRequest.createGetUrlFunc({ agent: this.agentFor(circuit) })(req, signal);
+        if (failed) {
+          this.counters.retrying--;
+          this.count(method, "recovered");
+        }
+        return response;
+      } catch (e) {
+        const at = performance.now();
+        if (!failed) {
+          firstFailureAt = at;
+          this.counters.retrying++;
+        }
+        failed = true;
+        this.count(method, "failedAttempts");
+        this.counters.lastErrors = [
+          ...this.counters.lastErrors.slice(-9),
+          `${method}: ${(e as Error)?.message ?? e} (after ${Math.round(at - attemptAt)} ms)`,
+        ];
+        // The retry goes over a circuit of its own, not one tor may still consider usable: new SOCKS
+        // credentials for this identity (the old agent's sockets close with their streams). Seen:
+        // one pseudonym's onion circuits failing for a minute after a restart while the others
+        // recovered.
+        this.rotate(circuit);
+        const cancelled = signal?.cancelled === true;
+        // The budget counts from the first failure: a request that hung before it failed still gets its retries.
+        if (cancelled || !retryable || at - firstFailureAt + backoffMs > budgetMs) {
+          this.counters.retrying--;
+          this.count(method, "gaveUp");
+          throw e;
+        }
+        await sleep(backoffMs);
+      }
+    }
+  }
+
+  /** For a retried eth_sendRawTransaction: the node's answer if it already has the transaction, else undefined. */
+  private async alreadyKnown(
+    req: FetchRequest,
+    signal: FetchCancelSignal | undefined,
+    circuit: string,
+    call: RpcCall,
+  ): Promise<GetUrlResponse | undefined> {
+    let hash: string;
+    try {
+      hash = Transaction.from(String(call.params[0])).hash as string;
+    } catch {
+      return undefined;
+    }
+    const probe = req.clone();
+    probe.body = { jsonrpc: "2.0", id: call.id, method: "eth_getTransactionByHash", params: [hash] };
+    const answer = await FetchRequest.createGetUrlFunc({ agent: this.agentFor(circuit) })(probe, signal);
+    const json = JSON.parse(Buffer.from(answer.body ?? new Uint8Array()).toString("utf8")) as { result?: unknown };
+    if (answer.statusCode !== 200 || json.result === null || json.result === undefined) return undefined;
+    // What the node answers to a successful eth_sendRawTransaction: the transaction's hash.
+    return { ...answer, body: Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: call.id, result: hash })) };
+  }
+
+  private count(method: string, what: "failedAttempts" | "recovered" | "gaveUp"): void {
+    this.counters[what]++;
+    this.counters.byMethod[method] ??= { failedAttempts: 0, recovered: 0, gaveUp: 0 };
+    this.counters.byMethod[method][what]++;
+  }
+
   private agentFor(identity: string): SocksProxyAgent {
     let agent = this.agents.get(identity);
     if (!agent) {
       const { socksHost, socksPort } = this.options.client;
       // socks5h: hostnames (.onion) are resolved by Tor, never locally.
-      const url = `socks5h://${encodeURIComponent(this.socksUsername(identity))}:petra@${socksHost}:${socksPort}`;
+      const username = this.socksUsername(identity);
+      this.usernames.add(username);
+      const url = `socks5h://${encodeURIComponent(username)}:petra@${socksHost}:${socksPort}`;
       agent = new SocksProxyAgent(url, { keepAlive: this.options.keepAlive ?? true });
       this.agents.set(identity, agent);
     }

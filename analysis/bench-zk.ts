@@ -4,12 +4,13 @@
  * `npx hardhat run analysis/bench-zk.ts` writes bench/zk.json.
  *
  * Cold = the first proof of a fresh Prover after the curve workers were torn down (artifacts
- * read from disk, bn128 wasm and worker threads built); warm = the median of the next proofs.
+ * read from disk, zkey parsed, circuit wasm compiled, bn128 wasm and worker threads built), the
+ * median of COLD_RUNS; warm = the median of the next WARM_RUNS proofs of the same Prover.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { ContractTransactionResponse } from "ethers";
+import { AbiCoder, type ContractTransactionResponse, keccak256, type Signer, toBeHex } from "ethers";
 import { ARTIFACTS_DIR, type CircuitName } from "../circuits/instances";
 import { ZK } from "../common/zk-params";
 import {
@@ -27,11 +28,13 @@ import { buildPoseidon } from "../mixer/poseidon";
 import { Prover, toSolidityProof } from "../mixer/prover";
 import type { CircuitInputs } from "../mixer/snarkjs";
 import { terminateCurveWorkers } from "../mixer/snarkjs";
-import { MixerWithdrawVerifier__factory } from "../typechain-types";
+import { type Mixer, MixerWithdrawVerifierHarness__factory } from "../typechain-types";
+import { benchZkRelayer } from "./bench-zk-relayer";
 
 const hre = require("hardhat");
 
-const WARM_RUNS = Number(process.env.BENCH_ZK_WARM_RUNS ?? 5);
+const WARM_RUNS = Number(process.env.BENCH_ZK_WARM_RUNS ?? 11);
+const COLD_RUNS = Number(process.env.BENCH_ZK_COLD_RUNS ?? 3);
 const DEPOSITS = Number(process.env.BENCH_ZK_DEPOSITS ?? 64);
 
 const ANCHORS = {
@@ -87,23 +90,94 @@ function depositFormula(gas: number[]): {
   };
 }
 
+/**
+ * Deposit gas at the leaf indices a large pool reaches, measured on the real contract: after
+ * ROOT_HISTORY_SIZE + 2 real deposits (so the root ring is past its first round, as in a live
+ * pool) the LeanIMT's size, depth and side nodes are set in storage as a pool of `index` leaves
+ * would have them, and one more deposit is measured. Layout (RootHistory declares the tree
+ * first): slot 0 size, slot 1 depth, slot 2 the sideNodes mapping; checked through the views.
+ */
+async function depositGasAtIndices(
+  mixer: Mixer,
+  dso: Signer,
+  indices: readonly number[],
+  commitment: (i: number) => bigint,
+): Promise<{ leafIndex: number; hashes: number; gas: number; depositManyOf10GasPerNote: number }[]> {
+  const provider = hre.network.provider;
+  const address = await mixer.getAddress();
+  const slot = (n: bigint) => toBeHex(n, 32);
+  const coder = AbiCoder.defaultAbiCoder();
+  let next = 0;
+  for (let i = 0; i < ZK.rootHistorySize + 2; i++) await (await mixer.connect(dso).deposit(commitment(next++))).wait();
+  const setTree = async (index: number): Promise<void> => {
+    const depth = Math.max(1, Math.ceil(Math.log2(index + 1)));
+    await provider.send("hardhat_setStorageAt", [address, slot(0n), slot(BigInt(index))]);
+    await provider.send("hardhat_setStorageAt", [address, slot(1n), slot(BigInt(depth))]);
+    for (let level = 0; level <= depth; level++) {
+      const key = keccak256(coder.encode(["uint256", "uint256"], [level, 2]));
+      await provider.send("hardhat_setStorageAt", [address, key, slot(commitment(10_000_000 + level))]);
+    }
+    if ((await mixer.treeSize()) !== BigInt(index) || (await mixer.treeDepth()) !== BigInt(depth)) {
+      throw new Error("bench-zk: the Mixer's storage layout changed; fix depositGasAtIndices");
+    }
+  };
+  const out: { leafIndex: number; hashes: number; gas: number; depositManyOf10GasPerNote: number }[] = [];
+  for (const index of indices) {
+    await setTree(index);
+    const gas = await gasOf(mixer.connect(dso).deposit(commitment(next++)));
+    await setTree(Math.min(index, 2 ** ZK.treeDepth - 10));
+    const batch = Array.from({ length: 10 }, () => commitment(next++));
+    const batchGas = await gasOf(mixer.connect(dso).depositMany(batch));
+    out.push({ leafIndex: index, hashes: popcount(index), gas, depositManyOf10GasPerNote: Math.round(batchGas / 10) });
+  }
+  return out;
+}
+
 async function timeProofs(
   name: CircuitName,
   inputs: CircuitInputs,
-): Promise<{ coldSeconds: number; warmMedianSeconds: number; warmSeconds: number[] }> {
+): Promise<{ coldSeconds: number; coldRunsSeconds: number[]; warmMedianSeconds: number; warmSeconds: number[] }> {
+  const coldRunsSeconds: number[] = [];
+  const warmSeconds: number[] = [];
+  for (let run = 0; run < COLD_RUNS; run++) {
+    await terminateCurveWorkers();
+    const prover = new Prover();
+    try {
+      let t = performance.now();
+      await prover.prove(name, inputs);
+      coldRunsSeconds.push((performance.now() - t) / 1000);
+      if (run > 0) continue;
+      for (let i = 0; i < WARM_RUNS; i++) {
+        t = performance.now();
+        await prover.prove(name, inputs);
+        warmSeconds.push((performance.now() - t) / 1000);
+      }
+    } finally {
+      await prover.close();
+    }
+  }
+  return { coldSeconds: median(coldRunsSeconds), coldRunsSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds };
+}
+
+/** The same with precomputed fixed-base tables (Prover option precomputeBases): warm-up, then warm proofs. */
+async function timePrecomputedProofs(
+  name: CircuitName,
+  inputs: CircuitInputs,
+): Promise<{ tableWarmupSeconds: number; warmMedianSeconds: number; warmSeconds: number[] }> {
   await terminateCurveWorkers();
-  const prover = new Prover();
+  const prover = new Prover({ precomputeBases: true });
   try {
     let t = performance.now();
+    await prover.warm(name);
+    const tableWarmupSeconds = (performance.now() - t) / 1000;
     await prover.prove(name, inputs);
-    const coldSeconds = (performance.now() - t) / 1000;
     const warmSeconds: number[] = [];
     for (let i = 0; i < WARM_RUNS; i++) {
       t = performance.now();
       await prover.prove(name, inputs);
       warmSeconds.push((performance.now() - t) / 1000);
     }
-    return { coldSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds };
+    return { tableWarmupSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds };
   } finally {
     await prover.close();
   }
@@ -144,17 +218,20 @@ export async function benchZk(): Promise<Record<string, unknown>> {
     siblings: p.siblings,
   };
   const mixerTimes = await timeProofs("mixer-withdraw", mixerInputs);
+  const mixerTimesPrecomputed = await timePrecomputedProofs("mixer-withdraw", mixerInputs);
 
   const prover = new Prover();
   const proved = await prover.prove("mixer-withdraw", mixerInputs);
   const sp = toSolidityProof(proved.proof);
-  const verifier = MixerWithdrawVerifier__factory.connect(zk.mixerVerifier, dso);
+  // The Mixer verifies inline (a library); the harness calls the same library from a transaction
+  // that does nothing else, so its gas is comparable to a call into a separate verifier contract.
+  const verifier = await new MixerWithdrawVerifierHarness__factory(dso).deploy();
   const verifyCallGas = Number(
     await verifier.verifyProof.estimateGas(
       sp.pA,
       sp.pB,
       sp.pC,
-      proved.publicSignals.map(BigInt) as [bigint, bigint, bigint, bigint, bigint],
+      proved.publicSignals.map(BigInt) as [bigint, bigint, bigint],
     ),
   );
   const withdrawGas = await gasOf(
@@ -215,6 +292,7 @@ export async function benchZk(): Promise<Record<string, unknown>> {
     allowanceNullifierHash(poseidon, spent),
   );
   const allowanceTimes = await timeProofs("allowance-withdraw", allowanceInputs);
+  const allowanceTimesPrecomputed = await timePrecomputedProofs("allowance-withdraw", allowanceInputs);
   const prover2 = new Prover();
   const aProved = await prover2.prove("allowance-withdraw", allowanceInputs);
   const ap = toSolidityProof(aProved.proof);
@@ -238,6 +316,19 @@ export async function benchZk(): Promise<Record<string, unknown>> {
   await prover.close();
   await prover2.close();
 
+  // Deposit gas as the pool grows: a LeanIMT insertion hashes once per 1-bit of the leaf index,
+  // so a pool of 2^m leaves costs fixed + perHash x m/2 on average and fixed + perHash x m at worst.
+  const pool2 = (
+    await deployZk({ marketAddress: await market.getAddress(), dso, denominations: [denomination] })
+  ).mixers.get(denomination) as Mixer;
+  const alternating = (m: number) => Number.parseInt("10".repeat(m).slice(0, m), 2);
+  const grown = await depositGasAtIndices(
+    pool2,
+    dso,
+    [10, 14, 17, 20].flatMap((m) => [alternating(m), 2 ** m - 1]),
+    (i) => BigInt(i) + 1n,
+  );
+
   return {
     machine: {
       cpus: os.cpus().length,
@@ -251,8 +342,10 @@ export async function benchZk(): Promise<Record<string, unknown>> {
     mixer: {
       constraints: manifest.circuits["mixer-withdraw"].constraints,
       proveColdSeconds: mixerTimes.coldSeconds,
+      proveColdRunsSeconds: mixerTimes.coldRunsSeconds,
       proveWarmMedianSeconds: mixerTimes.warmMedianSeconds,
       proveWarmSeconds: mixerTimes.warmSeconds,
+      precomputedBases: mixerTimesPrecomputed,
       verifyProofCallGas: verifyCallGas,
       depositGas: {
         deposits: DEPOSITS,
@@ -262,13 +355,16 @@ export async function benchZk(): Promise<Record<string, unknown>> {
         min: Math.min(...depositGas),
       },
       depositGasFormula: depositFormula(depositGas),
+      depositGasAsThePoolGrows: grown,
       withdrawGasWithRelayerFee: { relayerFirstPayout: withdrawGas, relayerAlreadyFunded: withdrawSteadyGas },
     },
     allowance: {
       constraints: manifest.circuits["allowance-withdraw"].constraints,
       proveColdSeconds: allowanceTimes.coldSeconds,
+      proveColdRunsSeconds: allowanceTimes.coldRunsSeconds,
       proveWarmMedianSeconds: allowanceTimes.warmMedianSeconds,
       proveWarmSeconds: allowanceTimes.warmSeconds,
+      precomputedBases: allowanceTimesPrecomputed,
       issueGas,
       withdrawGasThreeParts: allowanceWithdrawGas,
     },
@@ -277,9 +373,16 @@ export async function benchZk(): Promise<Record<string, unknown>> {
 }
 
 if (require.main === module) {
-  benchZk()
+  const out = path.join(__dirname, "..", "bench", "zk.json");
+  // The relayer path and the agent-level costs (analysis/bench-zk-relayer.ts) come after the rest;
+  // BENCH_ZK_ONLY=relayer measures just those and merges them into the existing bench/zk.json.
+  const base =
+    process.env.BENCH_ZK_ONLY === "relayer"
+      ? Promise.resolve(JSON.parse(fs.readFileSync(out, "utf8")) as Record<string, unknown>)
+      : benchZk();
+  base
+    .then(async (r) => ({ ...r, ...(await benchZkRelayer()) }))
     .then((r) => {
-      const out = path.join(__dirname, "..", "bench", "zk.json");
       fs.mkdirSync(path.dirname(out), { recursive: true });
       fs.writeFileSync(out, `${JSON.stringify(r, null, 2)}\n`);
       console.log(JSON.stringify(r, null, 2));

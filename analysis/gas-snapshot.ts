@@ -2,7 +2,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Signer } from "ethers";
 import { deployEnergyMarket } from "../agents/deploy-market";
-import type { EnergyMarket } from "../typechain-types";
+import { ZK } from "../common/zk-params";
+import { deployZk } from "../mixer/deploy";
+import type { EnergyMarket, Mixer } from "../typechain-types";
 
 /** gas used per named operation; keys are stable so that diffs of the committed snapshot read well. */
 export type GasSnapshot = Record<string, number>;
@@ -109,7 +111,27 @@ const CASES: Record<string, Case> = {
     await market.addFinancialBalance(a, 1000);
     return market.connect(alice).depositFinancial(1000);
   },
+  // The mixer's deposits (a withdrawal needs a Groth16 proof, whose random bytes move calldata gas;
+  // test/contracts/zk/mixer.test.ts holds it to the 300k goal instead).
+  "Mixer deposit (first leaf)": async ({ market, dso }) => (await mixerOf(market, dso)).deposit(1n),
+  "Mixer deposit (leaf 7: 3 hashes)": async ({ market, dso }) => {
+    const mixer = await mixerOf(market, dso);
+    for (let i = 1n; i <= 7n; i++) await mixer.deposit(i);
+    return mixer.deposit(8n);
+  },
+  "Mixer depositMany x10 (leaves 1-10)": async ({ market, dso }) => {
+    const mixer = await mixerOf(market, dso);
+    await mixer.deposit(1n);
+    return mixer.depositMany(Array.from({ length: 10 }, (_, i) => BigInt(i + 2)));
+  },
 };
+
+/** One mixer pool next to `market`, through the deploy path runners use. */
+async function mixerOf(market: EnergyMarket, dso: Signer): Promise<Mixer> {
+  const denomination = ZK.mixer.denominations[0] as bigint;
+  const zk = await deployZk({ marketAddress: await market.getAddress(), dso, denominations: [denomination] });
+  return (zk.mixers.get(denomination) as Mixer).connect(dso);
+}
 
 /** Measures every case on the in-process Hardhat network. */
 export async function measureGasSnapshot(): Promise<GasSnapshot> {

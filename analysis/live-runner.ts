@@ -4,13 +4,26 @@ import { HDNodeWallet, JsonRpcProvider, Network } from "ethers";
 import { exportDsoView } from "../agents/account-book";
 import { SerialNonceSigner } from "../agents/chain-live";
 import { LiveClock } from "../agents/clock-live";
+import { DelayProxy } from "../agents/delay-proxy";
 import { deployEnergyMarket } from "../agents/deploy-market";
 import { generateSigningKey, publicKeyHex } from "../agents/envelope";
+import { freePorts } from "../agents/free-ports";
 import { NetworkObserver } from "../agents/network-observer";
 import { type Managed, ProcessGroup, ROOT, waitForOutput } from "../agents/process-group";
 import type { ProsumerConfig } from "../agents/prosumer-process";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
 import { type NodeKind, rpc, startNode } from "../agents/rpc-node-process";
+import {
+  LiveTor,
+  type LiveTorDescription,
+  type LiveTorOptions,
+  TOR_DSO_TIMEOUT_MS,
+  type TorFaultRecord,
+  type TorInventory,
+  torInventory,
+  validateLiveTorOptions,
+} from "../agents/tor/live-tor";
+import { assertTorInstalled } from "../agents/tor/tor-network";
 import { loopbackAddressFor } from "../agents/transport-direct";
 import { marketEvents, writeDataset } from "../attacks/dataset";
 import { readDatasetFromRpc } from "../attacks/dataset-rpc";
@@ -27,6 +40,7 @@ import {
 } from "./clearing-times";
 import { type BlockSetting, formatBlockSetting, parseBlockSetting, startBlockProduction } from "./live-blocks";
 import { type Conservation, conservation } from "./live-ledger";
+import { type LiveZk, startLiveZk } from "./live-zk";
 import { loadScenario, type Scenario } from "./scenario";
 
 export interface LiveRunOptions {
@@ -49,8 +63,28 @@ export interface LiveRunOptions {
   blocks?: string;
   /** Budget for all processes to start, ms. Default 90 000 (each loads TypeScript through ts-node). */
   startupTimeoutMs?: number;
+  /**
+   * Households' traffic through Tor (agents/tor/live-tor.ts): a private network the run starts, or
+   * an existing client (`existing`). Default: direct, each household from its own 127.0.0.x.
+   */
+  tor?: LiveTorOptions;
+  /**
+   * One-way delay added on every network link a household's traffic crosses, ms: to the node (the
+   * observer holds each chunk) and to the DSO (a delay proxy), and with Tor on every OR link too.
+   * Default 0.
+   */
+  hopDelayMs?: number;
   log?: (line: string) => void;
 }
+
+/** How the households' traffic left, as summary.json records it. */
+export type LiveTransportSummary = (
+  | { kind: "direct"; hopDelayMs: number }
+  | (LiveTorDescription & { faults: TorFaultRecord[]; inventory: TorInventory })
+) & {
+  /** Source addresses the network observer at the node saw (what Tor leaves visible). */
+  observedSourceAddresses: string[];
+};
 
 export interface LiveSummary {
   scenario: string;
@@ -71,6 +105,8 @@ export interface LiveSummary {
   allDrained: boolean;
   blocksMined: number;
   transactions: { total: number; reverted: number };
+  /** Absent in summaries written before Tor mode existed. */
+  transport?: LiveTransportSummary;
 }
 
 /** Development mnemonic of hardhat node and anvil: the accounts every local node funds. */
@@ -112,6 +148,13 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     `must be an integer >= 500, got ${intervalMs}`,
   );
   const blocks: BlockSetting = parseBlockSetting(opts.blocks ?? scenario.file.live.blocks);
+  const hopDelayMs = opts.hopDelayMs ?? 0;
+  check(Number.isFinite(hopDelayMs) && hopDelayMs >= 0, "hopDelayMs", `must be >= 0, got ${hopDelayMs}`);
+  if (opts.tor) {
+    validateLiveTorOptions(opts.tor);
+    // Before anything starts: a missing tor is a clear error, not a half-started run.
+    if (!opts.tor.existing) assertTorInstalled({ torPath: opts.tor.torPath });
+  }
   const outDir = path.resolve(opts.outDir);
   const agentsDir = path.join(outDir, "agents");
   fs.mkdirSync(agentsDir, { recursive: true });
@@ -125,7 +168,14 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     seed: opts.seed,
     scenario: scenario.file,
     scenarioSource: path.relative(ROOT, scenario.source),
-    overrides: { intervals, intervalMs, blocks: formatBlockSetting(blocks), households: householdCount },
+    overrides: { intervals, intervalMs, blocks: formatBlockSetting(blocks), households: householdCount, hopDelayMs },
+    transport: opts.tor
+      ? {
+          kind: "tor",
+          ...opts.tor,
+          existing: opts.tor.existing ? { ...opts.tor.existing, password: undefined } : undefined,
+        }
+      : { kind: "direct" },
     rpcUrl: opts.rpcUrl ?? null,
     node: opts.rpcUrl ? "external" : (opts.node ?? "hardhat"),
     startedAt: new Date(clock.now()).toISOString(),
@@ -135,7 +185,26 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
 
   let blockProduction: { stop(): Promise<void> } | undefined;
   let observer: NetworkObserver | undefined;
+  // Tor (or a delay) needs the observer's and the DSO's ports before they exist: the Tor network
+  // bootstraps (~15 s) while the node, the market and the DSO start.
+  let tor: LiveTor | undefined;
+  let torStarting: Promise<LiveTor> | undefined;
+  const torAbort = new AbortController();
+  let dsoDelay: DelayProxy | undefined;
   try {
+    const [observerPort, dsoPublicPort] = opts.tor || hopDelayMs > 0 ? await freePorts(2) : [];
+    if (opts.tor) {
+      torStarting = LiveTor.start({
+        tor: opts.tor,
+        // A local node is reached through the observer (below), on the port fixed here.
+        rpcUrl: observedNode(opts.rpcUrl) ? `http://127.0.0.1:${observerPort}` : (opts.rpcUrl as string),
+        dsoEndpoint: `tcp://127.0.0.1:${dsoPublicPort}`,
+        hopDelayMs,
+        signal: torAbort.signal,
+        log: (l) => log(`tor: ${l}`),
+      });
+      torStarting.catch(() => undefined);
+    }
     // ---------------------------------------------------------------- chain
     let url = opts.rpcUrl;
     if (!url) {
@@ -160,16 +229,34 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     const marketAddress = await market.getAddress();
     const fromBlock = (await market.deploymentTransaction()?.wait())?.blockNumber ?? 0;
     log(`EnergyMarket at ${marketAddress} (block ${fromBlock})`);
+    // zk withdrawals (prosumer.withdrawal "zk"): the zk contracts and the relayer (analysis/live-zk.ts).
+    const zk: LiveZk | undefined =
+      scenario.file.prosumer.withdrawal === "zk"
+        ? await startLiveZk({
+            group,
+            dso: new SerialNonceSigner(dsoKey, provider),
+            marketAddress,
+            rpcUrl: url,
+            relayerPrivateKey: devKey(2),
+            gasDropWei: scenario.file.prosumer.gasFunding === "dso" ? scenario.file.prosumer.gasPerAddressWei : "0",
+            runDir: outDir,
+            timeoutMs: opts.startupTimeoutMs ?? 90_000,
+            log,
+          })
+        : undefined;
+    if (zk) Object.assign(config, { zk: zk.description });
     // The agents reach a local node through a network observer, as the node's operator would watch
     // them: it logs each connection's source address and each submitted transaction
     // (observer.jsonl, read by the network-level attack). A remote node is reached directly.
     let agentsUrl = url;
     const nodeUrl = new URL(url);
-    if (nodeUrl.protocol === "http:" && nodeUrl.hostname.startsWith("127.")) {
+    if (observedNode(url)) {
       observer = await NetworkObserver.start({
         targetHost: nodeUrl.hostname,
         targetPort: Number(nodeUrl.port || 80),
         logPath: path.join(outDir, "observer.jsonl"),
+        ...(observerPort !== undefined ? { listenPort: observerPort } : {}),
+        delayMs: hopDelayMs,
       });
       agentsUrl = observer.url();
     } else {
@@ -186,6 +273,8 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       (id) => publicKeyHex(keys.get(id) as ReturnType<typeof generateSigningKey>),
       intervals,
     );
+    // zk: the account also pays the change on whole notes and the relayer's fees.
+    if (zk) for (const h of registry.households) h.initialBalance += zk.balanceSlack(intervals);
     const dsoSigning = generateSigningKey();
     const dsoDir = path.join(outDir, "dso");
     fs.mkdirSync(dsoDir, { recursive: true });
@@ -200,10 +289,13 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
           marketAddress,
           dsoPrivateKey: dsoKey,
           signingKeyHex: Buffer.from(dsoSigning.secretKey).toString("hex"),
-          endpoint: "tcp://127.0.0.1:*",
+          // Tor's onion service (or the delay proxy) forwards to a port fixed in advance.
+          endpoint:
+            dsoPublicPort !== undefined && hopDelayMs === 0 ? `tcp://127.0.0.1:${dsoPublicPort}` : "tcp://127.0.0.1:*",
           dbPath: "dso.sqlite",
           registry,
           gasFundingWei: gasMode === "dso" ? scenario.file.prosumer.gasPerAddressWei : "0",
+          ...(zk ? { allowanceDesk: zk.deskConfig } : {}),
           fromBlock,
           logPollIntervalMs: 100,
         },
@@ -221,8 +313,26 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       },
     );
     const ready = await waitForOutput(dso, /\{"event":"ready".*\}/, opts.startupTimeoutMs ?? 90_000);
-    const dsoEndpoint = (JSON.parse(ready[0]) as { endpoint: string }).endpoint;
+    let dsoEndpoint = (JSON.parse(ready[0]) as { endpoint: string }).endpoint;
+    const deskEndpoint = (JSON.parse(ready[0]) as { deskEndpoint?: string }).deskEndpoint;
     log(`DSO on ${dsoEndpoint} (pid ${dso.pid})`);
+    if (hopDelayMs > 0) {
+      dsoDelay = await DelayProxy.start({
+        listenPort: dsoPublicPort,
+        targetPort: Number(/:(\d+)$/.exec(dsoEndpoint)?.[1]),
+        delayMs: hopDelayMs,
+      });
+      dsoEndpoint = `tcp://127.0.0.1:${dsoDelay.port}`;
+      log(`households reach the DSO through a ${hopDelayMs} ms delay on ${dsoEndpoint}`);
+    }
+    if (torStarting) {
+      tor = await torStarting;
+      config.transport = tor.description;
+      writeConfig();
+      log(
+        `Tor (${tor.description.tor}, route ${tor.description.route}) ready${tor.description.bootstrapS !== undefined ? ` after ${tor.description.bootstrapS.toFixed(1)} s` : ""}`,
+      );
+    }
 
     // ---------------------------------------------------------------- households
     if (gasMode === "household-main") {
@@ -254,6 +364,15 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
           "hex",
         ),
         sourceAddress: loopbackAddressFor(i),
+        ...(zk && deskEndpoint
+          ? { withdrawal: "zk" as const, zk: zk.prosumerConfig(h.id, deskEndpoint, agentsDir) }
+          : {}),
+        ...(tor
+          ? {
+              transport: tor.householdTransport(i, path.join(agentsDir, `${h.id}.transport.json`)),
+              dsoTimeoutMs: TOR_DSO_TIMEOUT_MS,
+            }
+          : {}),
         rotation: scenario.file.prosumer.rotation,
         gasFunding: gasMode,
         gasPerAddressWei: scenario.file.prosumer.gasPerAddressWei,
@@ -298,6 +417,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     });
     writeConfig();
     for (const p of procs) p.m.child.stdin?.write(`${JSON.stringify({ startAtMs })}\n`);
+    tor?.scheduleFaults(startAtMs, clock);
     const runMs = (intervals + lead) * intervalMs;
     log(
       `trading ${intervals} intervals of ${intervalMs} ms (lead ${lead}), blocks ${formatBlockSetting(blocks)}; about ${Math.round(runMs / 1000)} s`,
@@ -326,6 +446,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     for (const p of failed)
       log(`household ${p.id} exited ${p.m.child.exitCode ?? p.m.child.signalCode}: ${p.m.output().slice(-500)}`);
     const drained = procs.map((p) => /"done":true,"drained":true/.test(p.m.output()));
+    const faults = (await tor?.faultRecords()) ?? [];
     await blockProduction.stop();
     blockProduction = undefined;
     // Let the DSO see the last deposits before it stops.
@@ -333,7 +454,13 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
 
     // ---------------------------------------------------------------- results
     // The ledger in the attack suite's dataset format, read the way any chain observer would.
-    const ledger = await readDatasetFromRpc({ rpcUrl: url, market: marketAddress, fromBlock });
+    const ledger = await readDatasetFromRpc({
+      rpcUrl: url,
+      market: marketAddress,
+      fromBlock,
+      // The dataset holds one pool and one vault: the smallest denomination's (every fee note) and consumption's.
+      ...(zk ? { mixer: Object.values(zk.pools)[0], vault: zk.vaults.consumption } : {}),
+    });
     writeDataset(path.join(outDir, "ledger.jsonl"), ledger);
     const records: HouseholdRecord[] = [];
     for (const p of procs) {
@@ -378,6 +505,25 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       allDrained: drained.every(Boolean),
       blocksMined: ledger.header.toBlock - fromBlock,
       transactions: { total: txs.length, reverted: txs.filter((t) => t.status !== 1).length },
+      transport: {
+        ...(tor
+          ? {
+              ...tor.description,
+              faults,
+              inventory: torInventory({
+                records,
+                minedTxHashes: new Set(txs.map((t) => t.hash.toLowerCase())),
+                revertedTxHashes: new Set(txs.filter((t) => t.status !== 1).map((t) => t.hash.toLowerCase())),
+                statsFiles: new Map(procs.map((p) => [p.id, path.join(agentsDir, `${p.id}.transport.json`)])),
+                logFiles: new Map(procs.map((p) => [p.id, path.join(agentsDir, `${p.id}.log`)])),
+                dsoTimeoutMs: TOR_DSO_TIMEOUT_MS,
+              }),
+            }
+          : { kind: "direct" as const, hopDelayMs }),
+        observedSourceAddresses: observer
+          ? [...new Set([...observer.sourceAddresses(), ...observer.transactions.map((t) => t.sourceAddress)])].sort()
+          : [],
+      },
     };
     fs.writeFileSync(path.join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
     log(
@@ -395,7 +541,18 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     await blockProduction?.stop().catch(() => undefined);
     await group.stopAll();
     await observer?.close().catch(() => undefined);
+    await dsoDelay?.close().catch(() => undefined);
+    // A network still bootstrapping stops what it started and rejects once aborted.
+    torAbort.abort();
+    await (tor ?? (await torStarting?.catch(() => undefined)))?.stop().catch(() => undefined);
   }
+}
+
+/** Whether the agents reach this node through a network observer: a local http node (or one the runner starts). */
+function observedNode(rpcUrl: string | undefined): boolean {
+  if (rpcUrl === undefined) return true;
+  const u = new URL(rpcUrl);
+  return u.protocol === "http:" && u.hostname.startsWith("127.");
 }
 
 /**

@@ -28,7 +28,8 @@ export const CIRCUITS: Readonly<Record<CircuitName, CircuitInstance>> = {
     file: "mixer-withdraw.circom",
     template: "MixerWithdraw",
     params: [ZK.treeDepth, ZK.mixer.commitmentDomain],
-    publicInputs: ["root", "nullifierHash", "recipient", "relayer", "fee"],
+    /** extDataHash = keccak256(abi.encode(recipient, relayer, fee)) mod p: mixer/public-signals.ts. */
+    publicInputs: ["root", "nullifierHash", "extDataHash"],
     publicOutputs: [],
     verifierContract: "MixerWithdrawVerifier",
   },

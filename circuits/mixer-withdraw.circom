@@ -7,14 +7,16 @@ include "./lib/lean-imt-root.circom";
 //   commitment    = Poseidon(3)(DOMAIN, nullifier, secret)   (leaf of the pool's LeanIMT)
 //   nullifierHash = Poseidon(1)(nullifier)                    (public, spent once on chain)
 // The width-3 hash keeps a commitment from ever equalling a Poseidon(2) inner node of the tree.
-// recipient, relayer and fee are public so a front-runner who copies the proof cannot redirect
-// the money or raise the fee; the contract checks fee <= denomination.
+//
+// extDataHash = keccak256(abi.encode(recipient, relayer, fee)) mod p binds the withdrawal's
+// external data (as Tornado Nova does): the circuit only carries it, the contract recomputes it
+// from its own arguments, so a front-runner who copies the proof can neither redirect the money
+// nor raise the fee. One public input instead of three saves two scalar multiplications
+// (~12.7k gas) per verification; the contract checks fee <= denomination.
 template MixerWithdraw(MAX_DEPTH, DOMAIN) {
     signal input root;
     signal input nullifierHash;
-    signal input recipient;
-    signal input relayer;
-    signal input fee;
+    signal input extDataHash;
 
     signal input nullifier;
     signal input secret;
@@ -29,9 +31,7 @@ template MixerWithdraw(MAX_DEPTH, DOMAIN) {
     signal computedRoot <== LeanIMTRoot(MAX_DEPTH)(commitment, depth, leafIndex, siblings);
     root === computedRoot;
 
-    // Tornado Cash's habit: give every otherwise unconstrained public input a constraint, so no
+    // Tornado Cash's habit: give an otherwise unconstrained public input a constraint, so no
     // optimiser or setup can leave it out of the verification equation.
-    signal recipientSquare <== recipient * recipient;
-    signal relayerSquare <== relayer * relayer;
-    signal feeSquare <== fee * fee;
+    signal extDataSquare <== extDataHash * extDataHash;
 }

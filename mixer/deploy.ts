@@ -8,11 +8,9 @@ import { ZK } from "../common/zk-params";
 import {
   type AllowanceVault,
   AllowanceVault__factory,
-  AllowanceWithdrawVerifier__factory,
   EnergyMarket__factory,
   type Mixer,
   Mixer__factory,
-  MixerWithdrawVerifier__factory,
   PoseidonT3__factory,
 } from "../typechain-types";
 
@@ -26,10 +24,9 @@ export interface ZkDeployOptions {
   vaultDirection?: 1 | -1;
 }
 
+/** The Groth16 verifiers are libraries inlined into the Mixer and the vault: nothing to deploy. */
 export interface ZkDeployment {
   poseidonT3: string;
-  mixerVerifier: string;
-  allowanceVerifier: string;
   /** One pool per denomination. */
   mixers: Map<bigint, Mixer>;
   vault: AllowanceVault;
@@ -56,30 +53,20 @@ export async function deployZk(options: ZkDeployOptions): Promise<ZkDeployment> 
   };
   const poseidon = await deployed(new PoseidonT3__factory(dso).deploy());
   const link = { [POSEIDON_T3_LINK]: await poseidon.getAddress() };
-  const mixerVerifier = await deployed(new MixerWithdrawVerifier__factory(dso).deploy());
-  const allowanceVerifier = await deployed(new AllowanceWithdrawVerifier__factory(dso).deploy());
 
   const mixers = new Map<bigint, Mixer>();
   for (const d of denominations) {
-    const mixer = await deployed(
-      new Mixer__factory(link, dso).deploy(marketAddress, await mixerVerifier.getAddress(), d),
-    );
+    const mixer = await deployed(new Mixer__factory(link, dso).deploy(marketAddress, d));
     await (await market.setMinter(await mixer.getAddress(), true)).wait();
     mixers.set(d, mixer);
   }
   const vault = await deployed(
-    new AllowanceVault__factory(link, dso).deploy(
-      marketAddress,
-      await allowanceVerifier.getAddress(),
-      options.vaultDirection ?? -1,
-    ),
+    new AllowanceVault__factory(link, dso).deploy(marketAddress, options.vaultDirection ?? -1),
   );
   await (await market.setMinter(await vault.getAddress(), true)).wait();
 
   return {
     poseidonT3: await poseidon.getAddress(),
-    mixerVerifier: await mixerVerifier.getAddress(),
-    allowanceVerifier: await allowanceVerifier.getAddress(),
     mixers,
     vault,
   };

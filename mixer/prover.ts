@@ -1,13 +1,31 @@
 /**
- * Groth16 proving and verification for the lab's circuits. One Prover per process: it keeps the
- * wasm, zkey and verification keys in memory and snarkjs keeps its bn128 curve (and the worker
- * threads behind it) alive between proofs, so only the first proof pays the warm-up. close()
+ * Groth16 proving and verification for the lab's circuits. One Prover per process keeps
+ * everything a proof needs warm between proofs: the zkey and verification keys in memory, one
+ * witness calculator per circuit (the circuit's wasm compiled and instantiated once; snarkjs'
+ * wtns.calculate and fullProve redo that on every call), and snarkjs' bn128 curve with its worker
+ * threads (one per core). So only the first proof of a circuit pays the warm-up. close()
  * terminates the workers; without it a Node process that proved anything never exits.
+ *
+ * The proof itself is mixer/groth16-prover.ts (snarkjs' algorithm on its curve and workers, from
+ * a zkey parsed once). Where a warm proof's time goes (mixer-withdraw, 5,375 constraints, 2 shared
+ * cores): five multi-exponentiations over ~5.4k bases each (A, B1, C and H in G1, B in G2) ~830 ms
+ * of worker time, ~640 ms with precomputeBases; six 2^13-point FFTs ~80 ms; the witness ~10 ms;
+ * the QAP evaluation ~4 ms. analysis/bench-zk.ts measures cold and warm proofs.
  */
 import * as fs from "node:fs";
 import { artifactPaths, CIRCUITS, type CircuitName } from "../circuits/instances";
 import { check, PetraError } from "../common/errors";
-import { type CircuitInputs, type Groth16Proof, snarkjs, terminateCurveWorkers, type VerificationKey } from "./snarkjs";
+import { addBaseTables, type Bn128Curve, type ProvingKey, parseProvingKey, proveGroth16 } from "./groth16-prover";
+import { addressFromField, withdrawalPublicSignals } from "./public-signals";
+import {
+  buildWitnessCalculator,
+  type CircuitInputs,
+  type Groth16Proof,
+  snarkjs,
+  terminateCurveWorkers,
+  type VerificationKey,
+  type WitnessCalculator,
+} from "./snarkjs";
 
 export interface ProofResult {
   proof: Groth16Proof;
@@ -26,11 +44,72 @@ interface Loaded {
   wasm: Uint8Array;
   zkey: Uint8Array;
   vkey: VerificationKey;
+  /** Built on first use; dropped after a failed witness, so a wasm instance left mid-run is never reused. */
+  witness?: Promise<WitnessCalculator>;
+  /** The zkey parsed once (and its base tables built, if asked for), on first use. */
+  key?: Promise<ProvingKey>;
+}
+
+export interface ProverOptions {
+  /**
+   * Precompute fixed-base tables for the multi-exponentiations (mixer/groth16-prover.ts): a
+   * faster warm proof for ~45 MB per circuit and seconds of warm-up (the first proof or warm()
+   * builds them). For long-lived provers (relayers, agents); default false, which is what
+   * short-lived ones such as tests want.
+   */
+  precomputeBases?: boolean;
+}
+
+type Curve = Bn128Curve & { tm: { concurrency: number } };
+let curveInFlight: Promise<Curve> | undefined;
+
+/**
+ * snarkjs' bn128 curve: one per process (globalThis.curve_bn128, with its worker threads) until
+ * terminateCurveWorkers. Concurrent first calls share one build: two builds would both start
+ * workers, the global would keep only the second, and the first one's workers would keep the
+ * process alive for ever.
+ */
+function bn128(): Promise<Curve> {
+  const existing = (globalThis as { curve_bn128?: Curve | null }).curve_bn128;
+  if (existing) return Promise.resolve(existing);
+  curveInFlight ??= (snarkjs.curves.getCurveFromName("bn128") as unknown as Promise<Curve>).finally(() => {
+    curveInFlight = undefined;
+  });
+  return curveInFlight;
+}
+
+/**
+ * Circuit inputs as the circuit takes them. For mixer-withdraw a caller may name the withdrawal's
+ * external data (recipient, relayer, fee: what Mixer.withdraw takes) instead of its hash; the
+ * hash then comes from withdrawalPublicSignals, the one function that lays out public signals.
+ */
+function circuitInputs(name: CircuitName, inputs: CircuitInputs): CircuitInputs {
+  if (name !== "mixer-withdraw" || !("recipient" in inputs || "relayer" in inputs || "fee" in inputs)) return inputs;
+  check(!("extDataHash" in inputs), "inputs", "give either extDataHash or recipient, relayer and fee, not both");
+  const { recipient, relayer, fee, ...rest } = inputs;
+  const scalar = (v: CircuitInputs[string] | undefined, parameter: string): bigint | string | number => {
+    check(v !== undefined && !Array.isArray(v), `inputs.${parameter}`, "must be a single value");
+    return v as bigint | string | number;
+  };
+  const signals = withdrawalPublicSignals("mixer-withdraw", {
+    root: BigInt(scalar(rest.root, "root")),
+    nullifierHash: BigInt(scalar(rest.nullifierHash, "nullifierHash")),
+    recipient: addressFromField(scalar(recipient, "recipient"), "inputs.recipient"),
+    relayer: addressFromField(scalar(relayer, "relayer"), "inputs.relayer"),
+    fee: BigInt(scalar(fee, "fee")),
+  });
+  const named = Object.fromEntries(CIRCUITS[name].publicInputs.map((n, i) => [n, signals[i] as bigint]));
+  return { ...rest, ...named };
 }
 
 export class Prover {
   private readonly loaded = new Map<CircuitName, Loaded>();
   private closed = false;
+  private readonly precomputeBases: boolean;
+
+  constructor(options: ProverOptions = {}) {
+    this.precomputeBases = options.precomputeBases ?? false;
+  }
 
   private load(name: CircuitName): Loaded {
     check(name in CIRCUITS, "circuit", `unknown circuit "${name}"`);
@@ -56,20 +135,47 @@ export class Prover {
     return l;
   }
 
-  /** Loads the artifacts and builds the bn128 curve (and its workers) before the first proof. */
-  async warm(name: CircuitName): Promise<void> {
-    this.load(name);
-    await snarkjs.curves.getCurveFromName("bn128");
+  private witnessCalculator(l: Loaded): Promise<WitnessCalculator> {
+    l.witness ??= buildWitnessCalculator(l.wasm);
+    return l.witness;
   }
 
+  private provingKey(l: Loaded): Promise<ProvingKey> {
+    l.key ??= (async () => {
+      const key = parseProvingKey(l.zkey);
+      if (this.precomputeBases) {
+        const curve = await bn128();
+        await addBaseTables(curve, key, curve.tm.concurrency);
+      }
+      return key;
+    })().catch((e: unknown) => {
+      l.key = undefined;
+      throw e;
+    });
+    return l.key;
+  }
+
+  /** Loads the artifacts, parses the zkey, builds the witness calculator and the bn128 curve (and its workers). */
+  async warm(name: CircuitName): Promise<void> {
+    check(!this.closed, "prover", "is closed");
+    const l = this.load(name);
+    await Promise.all([this.witnessCalculator(l), this.provingKey(l), bn128()]);
+  }
+
+  /**
+   * A proof of `inputs` (circuit inputs by signal name; see circuitInputs for mixer-withdraw's
+   * recipient, relayer and fee). ProofResult.publicSignals is in verifier order.
+   */
   async prove(name: CircuitName, inputs: CircuitInputs): Promise<ProofResult> {
     check(!this.closed, "prover", "is closed");
     const l = this.load(name);
+    const full = circuitInputs(name, inputs);
     // Witness first, proof second, so that a false statement is told apart from a proving failure.
-    const wtns: { type: "mem"; data?: Uint8Array } = { type: "mem" };
+    let wtns: Uint8Array;
     try {
-      await snarkjs.wtns.calculate(inputs, l.wasm, wtns);
+      wtns = await (await this.witnessCalculator(l)).calculateWTNSBin(full);
     } catch (e) {
+      l.witness = undefined;
       // The witness calculator throws on the first failed constraint: the statement is false
       // (or the inputs are malformed), so there is no proof to be had.
       throw new PetraError(
@@ -79,10 +185,13 @@ export class Prover {
         { cause: e },
       );
     }
-    // snarkjs reads a Uint8Array as an in-memory file, so the zkey is not re-read from disk.
-    return snarkjs.groth16.prove(l.zkey, wtns.data as Uint8Array);
+    return proveGroth16(await bn128(), await this.provingKey(l), wtns);
   }
 
+  /**
+   * Whether `proof` verifies against `publicSignals` in verifier order: build them with
+   * withdrawalPublicSignals (mixer/public-signals.ts) from a withdrawal's named values.
+   */
   async verify(name: CircuitName, publicSignals: readonly (string | bigint)[], proof: Groth16Proof): Promise<boolean> {
     check(!this.closed, "prover", "is closed");
     const l = this.load(name);
@@ -90,6 +199,7 @@ export class Prover {
     check(publicSignals.length === expected, "publicSignals", `must have ${expected} entries`, {
       got: publicSignals.length,
     });
+    await bn128();
     // snarkjs itself refuses public signals outside the field.
     return snarkjs.groth16.verify(
       l.vkey,

@@ -81,6 +81,20 @@ export interface SnarkJs {
 
 export const snarkjs: SnarkJs = require("snarkjs");
 
+/** A circuit's compiled witness calculator (circom's generated wasm), built once and reused. */
+export interface WitnessCalculator {
+  /** The witness in snarkjs' binary .wtns format; throws on the first failed constraint. */
+  calculateWTNSBin(input: CircuitInputs, sanityCheck?: boolean): Promise<Uint8Array>;
+}
+
+/**
+ * circom_runtime is the witness-calculator runtime snarkjs itself uses (`wtns.calculate` builds one
+ * per call, compiling and instantiating the circuit's 2-3 MB wasm every time); taking it from
+ * snarkjs' own dependency keeps the two on one version.
+ */
+export const buildWitnessCalculator: (wasm: Uint8Array) => Promise<WitnessCalculator> =
+  require("circom_runtime").WitnessCalculatorBuilder;
+
 /**
  * snarkjs keeps one bn128 curve (with its worker threads) per process in this global; a process
  * that has proved or verified anything does not exit until it is terminated.

@@ -13,7 +13,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,6 +65,11 @@ export interface TorNetworkOptions {
   torGencertPath?: string;
   /** Progress lines (node started, bootstrap reached); default silent. */
   log?: (line: string) => void;
+  /**
+   * Aborts the bootstrap wait (the start then stops what it started and rejects): for callers that
+   * start the network alongside other work and may fail first.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TorNodeInfo {
@@ -370,6 +375,13 @@ export class TorNetwork {
    * OutboundBindAddressExit for loopback destinations (measured), and every destination is loopback.
    */
   get exitAddresses(): string[] {
+    // Every relay shares 127.0.0.1 with the lab's services, and Tor sends a stream whose destination
+    // is a relay's own address to that relay as its exit ("exit enclave"): so every stream to
+    // 127.0.0.1 leaves through one exit, the first listed, and that is also what makes exits usable
+    // here (with relays on addresses of their own, 127.0.1.x, tried, clients accepted no exit for a
+    // private destination: "All routers are down or won't exit"). The price: kill that exit and
+    // the exit route is down for the rest of the run, because the authorities (AssumeReachable, as
+    // in chutney) keep the dead relay listed as Running. The onion route does not depend on it.
     return this.plans.some((p) => p.role === "exit") ? ["127.0.0.1"] : [];
   }
 
@@ -395,6 +407,24 @@ export class TorNetwork {
     if (!child?.pid) throw new PetraError("INVALID_ARGUMENT", `node "${name}" is not running`, { name });
     await this.killChild(child);
     this.children.delete(name);
+  }
+
+  /**
+   * Makes the authorities stop listing relay `name` from their next vote (a consensus every 10 s
+   * here): "!reject FINGERPRINT" in each authority's approved-routers, then SIGHUP by PID. What the
+   * public network's authorities do once their reachability tests fail (there within an hour); this
+   * lab's authorities never test (AssumeReachable), so a killed relay would stay listed as Running
+   * and clients and onion services would keep choosing it.
+   */
+  async dropFromConsensus(name: string): Promise<void> {
+    const relay = this.plan(name);
+    if (!relay.fingerprint) throw new PetraError("INVALID_ARGUMENT", `node "${name}" is not a relay`, { name });
+    for (const auth of this.plans.filter((p) => p.role === "authority")) {
+      const pid = this.children.get(auth.name)?.pid;
+      if (pid === undefined) continue;
+      await appendFile(join(auth.dataDir, "approved-routers"), `!reject ${relay.fingerprint}\n`);
+      process.kill(pid, "SIGHUP");
+    }
   }
 
   /**
@@ -607,6 +637,11 @@ export class TorNetwork {
         // the configured _HSLayer2Nodes set") and onion circuits then fail until restart.
         lines.push("VanguardsLiteEnabled 0");
         lines.push(p.socksPort ? `SocksPort 127.0.0.1:${p.socksPort}` : "SocksPort 0");
+        // A SOCKS request tor cannot attach waits SocksTimeout (default 2 min) before tor answers
+        // it. libzmq's SOCKS connect has no timeout of its own, so after a relay died a ZeroMQ
+        // socket sat on such a request for the rest of a run (measured). 30 s lets it reconnect; 15 s
+        // was too short for a client to find an onion service again after the service restarted.
+        if (p.socksPort) lines.push("SocksTimeout 30");
       }
       await writeFile(join(p.dataDir, "torrc"), `${lines.join("\n")}\n`);
     }
@@ -649,7 +684,7 @@ export class TorNetwork {
           // cookie written before the port listens: retry
         }
       }
-      if (performance.now() > deadline) throw new Error("deadline");
+      this.checkDeadline(deadline);
       status.set(p.name, "control port not up");
       await sleep(CONTROL_POLL_MS);
     }
@@ -671,6 +706,14 @@ export class TorNetwork {
 
   private probeTargetPort = 0;
 
+  /** Throws "deadline" past the bootstrap budget, and an error of its own once the caller aborted. */
+  private checkDeadline(deadline: number): void {
+    if (this.options.signal?.aborted) {
+      throw new PetraError("PROCESS_FAILED", "tor network start aborted by its caller", { dataDir: this.dir });
+    }
+    if (performance.now() > deadline) throw new Error("deadline");
+  }
+
   private async waitForNodes(deadline: number, services: OnionServiceSpec[]): Promise<void> {
     // What each node is waiting on, for the timeout message.
     const status = new Map<string, string>();
@@ -683,7 +726,7 @@ export class TorNetwork {
             const phase = await control.bootstrapPhase();
             status.set(p.name, `bootstrap ${phase.progress}% (${phase.tag}: ${phase.summary})`);
             if (phase.progress >= 100) break;
-            if (performance.now() > deadline) throw new Error("deadline");
+            this.checkDeadline(deadline);
             await sleep(CONTROL_POLL_MS);
           }
         }
@@ -770,7 +813,7 @@ export class TorNetwork {
       }
       status.set(p.name, `relays not yet usable (consensus flags or descriptor missing): ${missing.join(",")}`);
       if (missing.length === 0) return;
-      if (performance.now() > deadline) throw new Error("deadline");
+      this.checkDeadline(deadline);
       await sleep(500);
     }
   }
@@ -791,7 +834,7 @@ export class TorNetwork {
       const reply = await socks5Connect(c.socksPort!, host, port, `petra-probe-${attempt}`, budget);
       this.options.log?.(`${c.name}: ${what} probe attempt ${attempt}: SOCKS reply ${reply}`);
       if (reply === 0) return;
-      if (performance.now() > deadline) throw new Error("deadline");
+      this.checkDeadline(deadline);
       await sleep(500);
     }
   }
@@ -837,7 +880,7 @@ export class TorNetwork {
       const pending = [...this.onions.values()].filter((o) => !uploaded.has(o.hostname.replace(/\.onion$/, "")));
       status.set(p.name, `onion descriptors not yet uploaded: ${pending.map((o) => o.name).join(",")}`);
       if (pending.length === 0) return;
-      if (performance.now() > deadline) throw new Error("deadline");
+      this.checkDeadline(deadline);
       await sleep(CONTROL_POLL_MS);
     }
   }

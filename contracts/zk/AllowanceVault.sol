@@ -3,34 +3,33 @@ pragma solidity ^0.8.24;
 
 import {IAllowanceVault} from "../interfaces/IAllowanceVault.sol";
 import {IEnergyMarket} from "../interfaces/IEnergyMarket.sol";
-import {IAllowanceWithdrawVerifier} from "../interfaces/IGroth16Verifiers.sol";
+import {AllowanceWithdrawVerifier} from "../verifiers/AllowanceWithdrawVerifier.sol";
 import {ZK_ALLOWANCE_EMPTY_COMMITMENT} from "../verifiers/ZkConstants.sol";
 import {RootHistory} from "./RootHistory.sol";
 
 /// @title AllowanceVault: see IAllowanceVault
 /// @dev A minter of the market (EnergyMarket.setMinter). The proof fixes the new commitments, so
 ///      a relayer or front-runner can neither redirect the asset nor the leftover allowance.
+///      The Groth16 verifier (generated from the circuit's keys) runs inline, as in Mixer.
 contract AllowanceVault is IAllowanceVault, RootHistory {
     IEnergyMarket public immutable market;
-    IAllowanceWithdrawVerifier public immutable verifier;
     address public immutable dso;
     int8 public immutable override direction;
 
     mapping(uint256 nullifierHash => bool) public override nullifierSpent;
-    uint256 private _lock = 1;
 
+    /// @dev The lock shares a slot with the root history's cursor (see RootHistory).
     modifier nonReentrant() {
-        if (_lock != 1) revert AllowanceVault__Reentrancy();
-        _lock = 2;
+        if (_reentrancyLock != 1) revert AllowanceVault__Reentrancy();
+        _reentrancyLock = 2;
         _;
-        _lock = 1;
+        _reentrancyLock = 1;
     }
 
-    constructor(IEnergyMarket market_, IAllowanceWithdrawVerifier verifier_, int8 direction_) {
-        if (address(market_) == address(0) || address(verifier_) == address(0)) revert AllowanceVault__ZeroAddress();
+    constructor(IEnergyMarket market_, int8 direction_) {
+        if (address(market_) == address(0)) revert AllowanceVault__ZeroAddress();
         if (direction_ != 1 && direction_ != -1) revert AllowanceVault__InvalidDirection(direction_);
         market = market_;
-        verifier = verifier_;
         dso = market_.dso();
         direction = direction_;
     }
@@ -68,7 +67,7 @@ contract AllowanceVault is IAllowanceVault, RootHistory {
             uint256(end),
             uint256(uint160(recipient))
         ];
-        if (!verifier.verifyProof(pA, pB, pC, pub)) revert AllowanceVault__InvalidProof();
+        if (!AllowanceWithdrawVerifier.verifyProof(pA, pB, pC, pub)) revert AllowanceVault__InvalidProof();
 
         nullifierSpent[nullifierHash] = true;
         bool inserted;

@@ -11,14 +11,16 @@ import {
   Wallet,
 } from "ethers";
 import * as zmq from "zeromq";
+import { DelayProxy } from "../../agents/delay-proxy";
 import { freePorts } from "../../agents/free-ports";
 import { NetworkObserver, readObserverLog } from "../../agents/network-observer";
 import { type RpcNode, startHardhatNode } from "../../agents/rpc-node-process";
+import { LiveTor } from "../../agents/tor/live-tor";
 import type { TorControl } from "../../agents/tor/tor-control";
 import { useExistingTor } from "../../agents/tor/tor-existing";
 import { TorNetwork, torAvailable } from "../../agents/tor/tor-network";
 import { loopbackAddressFor } from "../../agents/transport-direct";
-import { TorTransport } from "../../agents/transport-tor";
+import { rpcSubject, TorTransport, torTransportConfigSchema, torTransportFromConfig } from "../../agents/transport-tor";
 
 // Hardhat's well-known development keys (accounts #0 and #1 of "test test ... junk").
 const DSO_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -45,6 +47,42 @@ async function circuitsByUsername(control: TorControl, targetSuffix: string): Pr
   }
   return out;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("TorTransport # rpcSubject (which pseudonym a JSON-RPC call concerns)", () => {
+  const alice = new Wallet(ALICE_KEY);
+  it("names the sender of a raw transaction, and later the sender of its receipt poll", async () => {
+    const raw = await alice.signTransaction({
+      to: alice.address,
+      nonce: 3,
+      gasLimit: 21000n,
+      gasPrice: 1n,
+      chainId: 1n,
+    });
+    const senders = new Map<string, string>();
+    expect(rpcSubject({ method: "eth_sendRawTransaction", params: [raw] }, senders)).to.equal(
+      alice.address.toLowerCase(),
+    );
+    const hash = [...senders.keys()][0] as string;
+    expect(
+      rpcSubject({ method: "eth_getTransactionReceipt", params: [hash.toUpperCase().replace("0X", "0x")] }, senders),
+    ).to.equal(alice.address.toLowerCase());
+    expect(rpcSubject({ method: "eth_getTransactionReceipt", params: [`0x${"ab".repeat(32)}`] }, senders)).to.equal(
+      undefined,
+    );
+  });
+
+  it("names the address of nonce and balance reads and the from of calls; nothing for the rest", () => {
+    const a = alice.address;
+    expect(rpcSubject({ method: "eth_getTransactionCount", params: [a, "pending"] })).to.equal(a.toLowerCase());
+    expect(rpcSubject({ method: "eth_getBalance", params: [a, "latest"] })).to.equal(a.toLowerCase());
+    expect(rpcSubject({ method: "eth_estimateGas", params: [{ from: a, to: a }] })).to.equal(a.toLowerCase());
+    expect(rpcSubject({ method: "eth_call", params: [{ to: a }, "latest"] })).to.equal(undefined);
+    expect(rpcSubject({ method: "eth_getFilterChanges", params: ["0x1"] })).to.equal(undefined);
+    expect(rpcSubject({ method: "eth_blockNumber", params: [] })).to.equal(undefined);
+  });
+});
 
 describe("TorTransport", () => {
   let node: RpcNode;
@@ -76,6 +114,9 @@ describe("TorTransport", () => {
       client: net.clients[0],
       chainId: CHAIN_ID,
       isolationSalt: "onion",
+      // After an onion service restarts, the client's cached descriptor points at the old
+      // introduction points until it refetches: the first requests may fail and are retried.
+      retryBudgetMs: 60_000,
       onionRoutes: {
         [observer.url()]: `http://${net.onion("rpc").hostname}:80`,
         [`tcp://127.0.0.1:${zmqPort}`]: `tcp://${net.onion("dso").hostname}:${zmqPort}`,
@@ -192,7 +233,8 @@ describe("TorTransport", () => {
     }
   });
 
-  it("reconnects ZeroMQ and RPC clients after the onion services restart, losing no message", async () => {
+  it("reconnects ZeroMQ and RPC clients after the onion services restart, losing no message", async function () {
+    this.timeout(120_000);
     const dealer = new zmq.Dealer({ routingId: "erin" });
     router.receiveTimeout = 60_000;
     try {
@@ -236,6 +278,125 @@ describe("TorTransport", () => {
       expect(await t.jsonRpcProvider(observer.url(), "dave").send("eth_chainId", [])).to.equal("0x7a69");
     } finally {
       await t.close();
+    }
+  });
+
+  it("publishes onion services through an existing client's control port (--tor-socks with --tor-control)", async () => {
+    const c = net.clients[0];
+    const live = await LiveTor.start({
+      tor: {
+        existing: {
+          socks: `127.0.0.1:${c.socksPort}`,
+          control: `127.0.0.1:${c.control!.port}`,
+          cookiePath: c.control!.cookiePath,
+        },
+      },
+      rpcUrl: observer.url(),
+      dsoEndpoint: `tcp://127.0.0.1:${zmqPort}`,
+    });
+    const rpcOnion = live.description.onionServices!.rpc;
+    try {
+      expect(live.description.tor).to.equal("existing");
+      expect(rpcOnion).to.not.equal(net.onion("rpc").hostname);
+      // The household process builds its transport from exactly this config.
+      const t = torTransportFromConfig(torTransportConfigSchema.parse(live.householdTransport(0)), "h", CHAIN_ID);
+      try {
+        expect(t.route(observer.url())).to.equal(`http://${rpcOnion}:80`);
+        expect(await t.jsonRpcProvider(observer.url(), "henry").send("eth_chainId", [])).to.equal("0x7a69");
+      } finally {
+        await t.close();
+      }
+    } finally {
+      await live.stop();
+    }
+    // Added without Flags=Detach: closing the control connection removed the services.
+    const check = await (await transport.controlConnection()).getInfo("onions/detached").catch(() => "");
+    expect(check).to.not.contain(rpcOnion.replace(/\.onion$/, ""));
+    for (let i = 0; i < 40; i++) {
+      const hosted = await control
+        .getInfo(`hs/service/desc/id/${rpcOnion.replace(/\.onion$/, "")}`)
+        .then(() => true)
+        .catch(() => false);
+      if (!hosted) return;
+      await sleep(250);
+    }
+    expect.fail("the existing client still hosts the onion service after stop()");
+  });
+
+  it("gives every address a request concerns its own circuit (isolation: address)", async () => {
+    const t = new TorTransport({
+      client: net.clients[0],
+      chainId: CHAIN_ID,
+      isolationSalt: "address",
+      isolation: "address",
+    });
+    try {
+      const p = t.jsonRpcProvider(observer.url(), "household-9");
+      const a = new Wallet(ALICE_KEY).address;
+      const b = new Wallet(DSO_KEY).address;
+      await Promise.all([
+        p.send("eth_getBalance", [a, "latest"]),
+        p.send("eth_getBalance", [b, "latest"]),
+        p.send("eth_blockNumber", []),
+      ]);
+      const byUser = await circuitsByUsername(control, `:${observer.port}`);
+      const circuits = [`household-9/${a.toLowerCase()}`, `household-9/${b.toLowerCase()}`, "household-9"].map((id) => {
+        const set = byUser.get(t.socksUsername(id));
+        expect(set, id).to.not.equal(undefined);
+        return set!;
+      });
+      for (let i = 0; i < circuits.length; i++)
+        for (let j = i + 1; j < circuits.length; j++)
+          for (const id of circuits[i]) expect(circuits[j].has(id)).to.equal(false);
+      expect(t.stats().circuits).to.equal(3);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("retries a request whose circuit loses a relay mid-flight, over a new circuit (fault: relay killed)", async function () {
+    // Tor clients keep picking the dead relay (their guard's extends fail with CONNECTFAILED) until
+    // a consensus without it arrives (10-35 s here): the retry budget covers that.
+    this.timeout(90_000);
+    // The node's answer takes 2 x 1.5 s through this proxy, so the kill lands while the request is in flight.
+    const slow = await DelayProxy.start({ targetPort: observer.port, delayMs: 1500 });
+    const t = new TorTransport({
+      client: net.clients[0],
+      chainId: CHAIN_ID,
+      isolationSalt: "fault",
+      retryBudgetMs: 60_000,
+    });
+    try {
+      const p = t.jsonRpcProvider(`http://127.0.0.1:${slow.port}`, "grace");
+      const t0 = performance.now();
+      await p.send("eth_chainId", []).catch((e) => {
+        throw new Error(`first request after ${performance.now() - t0} ms: ${e}; ${JSON.stringify(t.stats())}`);
+      });
+      const built = (await control.circuitStatus()).find(
+        (c) => c.status === "BUILT" && c.socksUsername === t.socksUsername("grace"),
+      );
+      const middle = built!.path[1].toUpperCase();
+      const victim = net.nodes.find((n) => n.fingerprint?.toUpperCase() === middle);
+      expect(victim, "the middle relay").to.not.equal(undefined);
+      const pending = p.send("eth_blockNumber", []).catch((e) => {
+        throw new Error(`${e}; transport stats ${JSON.stringify(t.stats())}`);
+      });
+      await sleep(800);
+      await net.killNode(victim!.name);
+      // As the public network's authorities would once their reachability tests fail.
+      await net.dropFromConsensus(victim!.name);
+      expect(await pending).to.match(/^0x[0-9a-f]+$/);
+      const s = t.stats();
+      expect(s.failedAttempts).to.be.at.least(1);
+      expect(s.recovered).to.equal(1);
+      expect(s.gaveUp).to.equal(0);
+      const now = (await control.circuitStatus()).filter(
+        (c) => c.status === "BUILT" && c.socksUsername === t.socksUsername("grace"),
+      );
+      for (const c of now) expect(c.path.map((h) => h.toUpperCase())).to.not.include(middle);
+    } finally {
+      await t.close();
+      await slow.close();
     }
   });
 

@@ -4,11 +4,12 @@ import { MerkleTree } from "../../mixer/merkle-tree";
 import { createNote, type MixerNote, noteCommitment, noteNullifierHash } from "../../mixer/note";
 import { buildPoseidon, type Poseidon } from "../../mixer/poseidon";
 import { type ProofResult, Prover } from "../../mixer/prover";
+import { extDataHash, type MixerWithdrawalPublic, withdrawalPublicSignals } from "../../mixer/public-signals";
 import type { CircuitInputs } from "../../mixer/snarkjs";
 import { counterBytes, expectWitnessInvalid, signalIndex, tamper } from "../fixtures/zk";
 
-const RECIPIENT = 0x1111111111111111111111111111111111111111n;
-const RELAYER = 0x2222222222222222222222222222222222222222n;
+const RECIPIENT = "0x1111111111111111111111111111111111111111";
+const RELAYER = "0x2222222222222222222222222222222222222222";
 const FEE = 25n;
 
 function withdrawInputs(
@@ -21,9 +22,7 @@ function withdrawInputs(
   return {
     root: p.root,
     nullifierHash: noteNullifierHash(poseidon, note),
-    recipient: RECIPIENT,
-    relayer: RELAYER,
-    fee: FEE,
+    extDataHash: extDataHash(RECIPIENT, RELAYER, FEE),
     nullifier: note.nullifier,
     secret: note.secret,
     depth: p.depth,
@@ -39,6 +38,7 @@ describe("circuits # mixer-withdraw", () => {
   let tree: MerkleTree;
   let notes: MixerNote[];
   let valid: ProofResult;
+  let statement: MixerWithdrawalPublic;
 
   before(async () => {
     poseidon = await buildPoseidon();
@@ -49,28 +49,65 @@ describe("circuits # mixer-withdraw", () => {
     );
     tree = await MerkleTree.create({ leaves: notes.map((n) => noteCommitment(poseidon, n)) });
     valid = await prover.prove("mixer-withdraw", withdrawInputs(poseidon, tree, notes[4] as MixerNote));
+    statement = {
+      root: tree.root,
+      nullifierHash: noteNullifierHash(poseidon, notes[4] as MixerNote),
+      recipient: RECIPIENT,
+      relayer: RELAYER,
+      fee: FEE,
+    };
   });
 
   after(async () => {
     await prover.close();
   });
 
-  it("proves a deposited note and the proof verifies", async () => {
+  it("proves a deposited note and the proof verifies against the statement's public signals", async () => {
     expect(valid.publicSignals).to.deep.equal(
-      [tree.root, noteNullifierHash(poseidon, notes[4] as MixerNote), RECIPIENT, RELAYER, FEE].map(String),
+      [tree.root, noteNullifierHash(poseidon, notes[4] as MixerNote), extDataHash(RECIPIENT, RELAYER, FEE)].map(String),
     );
-    expect(await prover.verify("mixer-withdraw", valid.publicSignals, valid.proof)).to.equal(true);
+    expect(valid.publicSignals).to.deep.equal(withdrawalPublicSignals("mixer-withdraw", statement).map(String));
+    expect(
+      await prover.verify("mixer-withdraw", withdrawalPublicSignals("mixer-withdraw", statement), valid.proof),
+    ).to.equal(true);
   });
 
-  for (const signal of ["recipient", "relayer", "fee", "root", "nullifierHash"]) {
-    it(`fails verification when ${signal} is tampered with`, async () => {
+  it("proves the same statement from recipient, relayer and fee as from their hash", async () => {
+    const { extDataHash: _, ...rest } = withdrawInputs(poseidon, tree, notes[4] as MixerNote);
+    const named = await prover.prove("mixer-withdraw", {
+      ...rest,
+      recipient: BigInt(RECIPIENT),
+      relayer: RELAYER,
+      fee: FEE,
+    });
+    expect(named.publicSignals).to.deep.equal(valid.publicSignals);
+  });
+
+  // recipient, relayer and fee reach the verifier through extDataHash: another value of any of
+  // them gives other public signals, against which the proof fails.
+  for (const [what, change] of [
+    ["recipient", () => ({ recipient: RELAYER })],
+    ["relayer", () => ({ relayer: RECIPIENT })],
+    ["fee", () => ({ fee: FEE + 1n })],
+    ["root", () => ({ root: statement.root + 1n })],
+    ["nullifierHash", () => ({ nullifierHash: noteNullifierHash(poseidon, notes[3] as MixerNote) })],
+  ] as const) {
+    it(`fails verification when ${what} is tampered with`, async () => {
+      const signals = withdrawalPublicSignals("mixer-withdraw", { ...statement, ...change() });
+      expect(signals).to.not.deep.equal(withdrawalPublicSignals("mixer-withdraw", statement));
+      expect(await prover.verify("mixer-withdraw", signals, valid.proof)).to.equal(false);
+    });
+  }
+
+  for (const signal of ["root", "nullifierHash", "extDataHash"]) {
+    it(`fails verification when the ${signal} signal itself is moved`, async () => {
       const i = signalIndex("mixer-withdraw", signal);
       expect(await prover.verify("mixer-withdraw", tamper(valid.publicSignals, i), valid.proof)).to.equal(false);
     });
   }
 
   it("fails verification when a signal is shifted by the field modulus (same residue)", async () => {
-    const i = signalIndex("mixer-withdraw", "recipient");
+    const i = signalIndex("mixer-withdraw", "extDataHash");
     const shifted = [...valid.publicSignals];
     shifted[i] = (BigInt(shifted[i] as string) + ZK.fieldModulus).toString();
     expect(await prover.verify("mixer-withdraw", shifted, valid.proof)).to.equal(false);

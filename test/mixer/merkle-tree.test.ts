@@ -67,9 +67,7 @@ describe("mixer/merkle-tree", () => {
         const input = {
           root: tree.root,
           nullifierHash: noteNullifierHash(poseidon, note),
-          recipient: 1n,
-          relayer: 0n,
-          fee: 0n,
+          extDataHash: 1n,
           nullifier: note.nullifier,
           secret: note.secret,
           depth: p.depth,

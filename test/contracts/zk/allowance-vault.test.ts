@@ -158,7 +158,6 @@ describe("AllowanceVault", () => {
     const mock = await new ReentrantMarketMock__factory(f.dso).deploy();
     const vault = await new AllowanceVault__factory({ [POSEIDON_T3_LINK]: f.zk.poseidonT3 }, f.dso).deploy(
       await mock.getAddress(),
-      f.zk.allowanceVerifier,
       -1,
     );
     for (const a of allowances) await vault.connect(f.dso).issue(allowanceCommitment(poseidon, a));

@@ -6,6 +6,7 @@ import { MerkleTree } from "../../../mixer/merkle-tree";
 import { createNote, type MixerNote, noteCommitment, noteNullifierHash } from "../../../mixer/note";
 import { buildPoseidon, type Poseidon } from "../../../mixer/poseidon";
 import { type ProofResult, Prover, type SolidityProof, toSolidityProof } from "../../../mixer/prover";
+import { extDataHash, withdrawalPublicSignals } from "../../../mixer/public-signals";
 import { syncMixerTree } from "../../../mixer/tree-sync";
 import { Mixer__factory, ReentrantMarketMock__factory } from "../../../typechain-types";
 import { counterBytes } from "../../fixtures/zk";
@@ -95,6 +96,36 @@ describe("Mixer", () => {
       expect(await f.mixer.treeDepth()).to.equal(BigInt(mirror.depth));
     });
 
+    it("inserts a batch with depositMany: the TypeScript tree's root, in order, one root for the batch", async () => {
+      const f = await loadFixture(deployZkMarketFixture);
+      await f.mixer.connect(f.dso).deposit(noteCommitment(poseidon, notes[0] as MixerNote));
+      const batch = notes.slice(1).map((n) => noteCommitment(poseidon, n));
+      const tx = f.mixer.connect(f.dso).depositMany(batch);
+      for (const [i, c] of batch.entries())
+        await expect(tx)
+          .to.emit(f.mixer, "Deposit")
+          .withArgs(c, i + 1, tree.root);
+      expect(await f.mixer.currentRoot()).to.equal(tree.root);
+      expect(await f.mixer.treeSize()).to.equal(BigInt(notes.length));
+      expect((await syncMixerTree(f.mixer)).root).to.equal(tree.root);
+      // Later single deposits continue the same tree.
+      const mirror = await MerkleTree.create({ leaves: [...tree.leaves, 77n] });
+      await f.mixer.connect(f.dso).deposit(77n);
+      expect(await f.mixer.currentRoot()).to.equal(mirror.root);
+    });
+
+    it("refuses an empty batch, a batch from anyone but the DSO, and a duplicate within a batch", async () => {
+      const f = await loadFixture(deployZkMarketFixture);
+      await expect(f.mixer.connect(f.dso).depositMany([])).to.be.revertedWithCustomError(f.mixer, "Mixer__EmptyBatch");
+      await expect(f.mixer.connect(f.alice).depositMany([1n]))
+        .to.be.revertedWithCustomError(f.mixer, "Mixer__NotDSO")
+        .withArgs(f.alice.address);
+      await expect(f.mixer.connect(f.dso).depositMany([5n, 6n, 5n])).to.be.revertedWithCustomError(
+        f.mixer,
+        "LeafAlreadyExists",
+      );
+    });
+
     it("accepts deposits from the DSO only", async () => {
       const f = await loadFixture(deployZkMarketFixture);
       await expect(f.mixer.connect(f.alice).deposit(123n))
@@ -134,6 +165,22 @@ describe("Mixer", () => {
       });
     }
 
+    it("withdraws through a relayer for at most 300k gas (issue 5's goal) once the relayer holds a balance", async () => {
+      const f = await loadFixture(withDeposits);
+      await (await f.market.connect(f.dso).addFinancialBalance(relayer, 1n)).wait();
+      const receipt = await (await withdraw(f)).wait();
+      expect(receipt?.gasUsed).to.be.at.most(300_000n);
+    });
+
+    it("rejects the proof against another root it knows", async () => {
+      const f = await loadFixture(withDeposits);
+      await f.mixer.connect(f.dso).deposit(4242n);
+      const newer = await f.mixer.currentRoot();
+      expect(await f.mixer.isKnownRoot(newer)).to.equal(true);
+      expect(await f.mixer.isKnownRoot(tree.root)).to.equal(true);
+      await expect(withdraw(f, { root: newer })).to.be.revertedWithCustomError(f.mixer, "Mixer__InvalidProof");
+    });
+
     it("rejects a root it never had", async () => {
       const f = await loadFixture(withDeposits);
       await expect(withdraw(f, { root: tree.root + 1n }))
@@ -166,13 +213,37 @@ describe("Mixer", () => {
     });
   });
 
+  describe("Mixer # extDataHash", () => {
+    it("hashes recipient, relayer and fee as mixer/public-signals.ts does, which is what the proof binds", async () => {
+      const f = await loadFixture(deployZkMarketFixture);
+      for (const [r, l, fee] of [
+        [recipient, relayer, FEE],
+        [relayer, recipient, FEE],
+        [recipient, relayer, 0n],
+        [recipient, "0x0000000000000000000000000000000000000000", (1n << 64n) - 1n],
+      ] as const) {
+        const onChain = await f.mixer.extDataHash(r, l, fee);
+        expect(onChain).to.equal(extDataHash(r, l, fee));
+        expect(onChain).to.be.below(ZK.fieldModulus);
+      }
+      const statement = {
+        root: tree.root,
+        nullifierHash: noteNullifierHash(poseidon, notes[3] as MixerNote),
+        recipient,
+        relayer,
+        fee: FEE,
+      };
+      expect(result.publicSignals).to.deep.equal(withdrawalPublicSignals("mixer-withdraw", statement).map(String));
+      expect(BigInt(result.publicSignals[2] as string)).to.equal(await f.mixer.extDataHash(recipient, relayer, FEE));
+    });
+  });
+
   describe("Mixer # reentrancy", () => {
     it("refuses a market that calls back into withdraw (the lock fires before the nullifier check)", async () => {
       const f = await loadFixture(deployZkMarketFixture);
       const mock = await new ReentrantMarketMock__factory(f.dso).deploy();
       const mixer = await new Mixer__factory({ [POSEIDON_T3_LINK]: f.zk.poseidonT3 }, f.dso).deploy(
         await mock.getAddress(),
-        f.zk.mixerVerifier,
         f.denomination,
       );
       for (const n of notes) await mixer.connect(f.dso).deposit(noteCommitment(poseidon, n));
