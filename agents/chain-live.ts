@@ -212,10 +212,7 @@ export class LiveChain implements Chain {
     let lastIndex = Number.POSITIVE_INFINITY;
     const isNew = (l: ChainLog) => l.blockNumber > lastBlock || (l.blockNumber === lastBlock && l.logIndex > lastIndex);
     const deliver = async (raw: unknown[]) => {
-      const logs = raw
-        .map(toChainLog)
-        .filter((l): l is ChainLog => l !== undefined && isNew(l))
-        .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex);
+      const logs = chainOrdered(raw, toChainLog).filter(isNew);
       if (logs.length === 0) return;
       const last = logs[logs.length - 1] as ChainLog;
       lastBlock = last.blockNumber;
@@ -265,6 +262,14 @@ export class LiveChain implements Chain {
   destroy(): void {
     this.provider.destroy();
   }
+}
+
+/** The logs `raw` holds (removed ones dropped), converted with `convert`, in chain order. */
+export function chainOrdered(raw: readonly unknown[], convert: (raw: unknown) => ChainLog | undefined): ChainLog[] {
+  return raw
+    .map(convert)
+    .filter((l): l is ChainLog => l !== undefined)
+    .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex);
 }
 
 export function toChainLog(raw: unknown): ChainLog | undefined {

@@ -14,17 +14,14 @@ import * as http from "node:http";
 import * as readline from "node:readline";
 import { z } from "zod";
 import { PetraError } from "../common/errors";
-import { createRng } from "../common/rng";
 import { LiveChain } from "./chain-live";
 import { LiveClock } from "./clock-live";
 import { DsoClient } from "./dso-client";
-import { Forecast } from "./forecast";
-import { GasFunder } from "./gas-funding";
+import { householdParts } from "./household-agent";
 import type { Transport } from "./interfaces";
 import { describeZodError } from "./messages";
 import { planFromForecast, privateWithdrawalConfigSchema, startPrivateWithdrawer } from "./private-withdrawer";
-import { type AssetWithdrawer, type GasSetup, Prosumer, type ProsumerRecord } from "./prosumer";
-import { PseudonymWallet } from "./pseudonym-wallet";
+import { type AssetWithdrawer, Prosumer, type ProsumerRecord } from "./prosumer";
 import { PaperStrategy } from "./strategy-paper";
 import { DirectTransport } from "./transport-direct";
 import { TorTransport, torTransportConfigSchema, torTransportFromConfig } from "./transport-tor";
@@ -58,6 +55,7 @@ export const prosumerConfigSchema = z
       z.object({ kind: z.literal("per-offer") }),
     ]),
     gasFunding: z.enum(["dso", "household-main"]),
+    offerChoice: z.enum(["lowest-id", "random"]).default("lowest-id"),
     gasPerAddressWei: z.string().regex(/^\d+$/),
     trueNetW: z.record(z.string(), z.number()),
     forecastErrorRelativeSd: z.number().min(0),
@@ -129,31 +127,18 @@ async function main(configPath: string): Promise<number> {
     chainId: c.chainId,
     pollIntervalMs: c.pollIntervalMs,
   });
-  const rng = createRng(c.runSeed).fork(`household/${c.householdId}`);
-  const wallet = new PseudonymWallet({
+  const { rng, wallet, forecast, gas } = householdParts({
     runSeed: c.runSeed,
     householdId: c.householdId,
-    policy: c.rotation,
-    rng: rng.fork("rotation"),
-  });
-  const forecast = new Forecast({
+    rotation: c.rotation,
     trueNetW: new Map(Object.entries(c.trueNetW).map(([k, w]) => [Number(k), w])),
-    errorRelativeSd: c.forecastErrorRelativeSd,
-    maxProductionW: c.pvCapacityW,
-    maxConsumptionW: c.connectionLimitW,
-    rng: rng.fork("forecast"),
+    forecastErrorRelativeSd: c.forecastErrorRelativeSd,
+    pvCapacityW: c.pvCapacityW,
+    connectionLimitW: c.connectionLimitW,
+    gasFunding: c.gasFunding,
+    gasPerAddressWei: c.gasPerAddressWei,
+    chain,
   });
-  const gas: GasSetup =
-    c.gasFunding === "dso"
-      ? { mode: "dso" }
-      : {
-          mode: "household-main",
-          funder: new GasFunder({
-            chain,
-            funderPrivateKey: wallet.main().privateKey,
-            amountWei: BigInt(c.gasPerAddressWei),
-          }),
-        };
   const client = new DsoClient({
     endpoint: c.dsoEndpoint,
     householdId: c.householdId,
@@ -222,7 +207,11 @@ async function main(configPath: string): Promise<number> {
     dso: zk?.withdrawer ?? withdrawerFor(client),
     wallet,
     forecast,
-    strategy: new PaperStrategy({ basePriceMicroPerWInterval: BigInt(c.basePriceMicroPerWInterval) }),
+    strategy: new PaperStrategy({
+      basePriceMicroPerWInterval: BigInt(c.basePriceMicroPerWInterval),
+      offerChoice: c.offerChoice,
+      rng: rng.fork("strategy"),
+    }),
     gas,
     schedule: { ...c.schedule, startAtMs: await startAtMs },
     basePriceMicroPerWInterval: BigInt(c.basePriceMicroPerWInterval),

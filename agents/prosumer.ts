@@ -239,7 +239,7 @@ export class Prosumer {
       if (ev) events.push(ev);
       this.#replayedBlock = Math.max(this.#replayedBlock, log.blockNumber);
     }
-    replayMarket(events, this.#state, { prune: false });
+    replayMarket(events, this.#state);
     for (const ev of events) {
       if (ev.name === "AssetAdded" && this.#mine.has(ev.anonAddress)) this.#ownAssets.add(ev.assetID);
       else if (ev.name === "AssetSplit" && this.#mine.has(ev.owner)) this.#ownAssets.add(ev.assetID);
@@ -340,15 +340,7 @@ export class Prosumer {
       if (!this.#mine.has(offer.poster) || this.#busyOffers.has(offerID)) continue;
       const asset = this.#state.assets.get(offer.assetID);
       if (!asset || asset.end >= BigInt(tradableFrom)) continue;
-      this.#busyOffers.set(offerID, NOT_YET);
-      this.#send(
-        "rescind",
-        offer.poster,
-        { offerID },
-        (m) => m.rescindOffer(offerID),
-        () => this.#busyOffers,
-        offerID,
-      );
+      this.#send("rescind", offer.poster, { offerID }, (m) => m.rescindOffer(offerID), this.#busyOffers, offerID);
     }
     for (const assetID of this.#ownAssets) {
       const asset = this.#state.assets.get(assetID);
@@ -363,26 +355,24 @@ export class Prosumer {
         asset.end >= BigInt(tradableFrom)
       )
         continue;
-      this.#busyAssets.set(assetID, NOT_YET);
       this.#send(
         "deposit-asset",
         asset.owner,
         { assetID },
         (m) => m.depositEnergyAsset(assetID),
-        () => this.#busyAssets,
+        this.#busyAssets,
         assetID,
       );
     }
     for (const address of this.#mine) {
       const balance = this.#state.balances.get(address) ?? 0n;
       if (balance <= 0n || this.#busyMoney.has(address) || !this.#retired(address)) continue;
-      this.#busyMoney.set(address, NOT_YET);
       this.#send(
         "deposit-money",
         address,
         { amount: balance },
         (m) => m.depositFinancial(balance),
-        () => this.#busyMoney,
+        this.#busyMoney,
         address,
       );
     }
@@ -416,18 +406,17 @@ export class Prosumer {
   #execute(a: StrategyAction): void {
     switch (a.kind) {
       case "post":
-        this.#busyAssets.set(a.assetID, NOT_YET);
         this.#send(
           "post",
           a.from,
           { assetID: a.assetID },
           (m) => m.postOffer(a.assetID, a.priceMicroPerWInterval),
-          () => this.#busyAssets,
+          this.#busyAssets,
           a.assetID,
         );
         return;
       case "accept": {
-        this.#busyAssets.set(a.assetID, NOT_YET);
+        // #send marks the asset; the offer is held too, so no other asset tries it meanwhile.
         this.#busyOffers.set(a.offerID, NOT_YET);
         this.#committed.set(a.from, (this.#committed.get(a.from) ?? 0n) + a.paymentMicro);
         const uncommit = () => this.#committed.set(a.from, (this.#committed.get(a.from) ?? 0n) - a.paymentMicro);
@@ -436,7 +425,7 @@ export class Prosumer {
           a.from,
           { assetID: a.assetID, offerID: a.offerID },
           (m) => m.acceptOffer(a.offerID, a.assetID),
-          () => this.#busyAssets,
+          this.#busyAssets,
           a.assetID,
           (ok, block) => {
             uncommit();
@@ -494,19 +483,20 @@ export class Prosumer {
   }
 
   /**
-   * Sends one transaction for `from` and records it. `busy()` is the map holding `key` as in
-   * flight; once the transaction is decided, `key` stays there until that block is replayed.
+   * Sends one transaction for `from` and records it. `key` is marked in flight in `busy` at once;
+   * once the transaction is decided, it stays there until that block is replayed.
    */
   #send<K>(
     action: "post" | "accept" | "rescind" | "deposit-asset" | "deposit-money",
     from: string,
     ids: { assetID?: bigint; offerID?: bigint; amount?: bigint },
     call: (m: EnergyMarket) => Promise<ContractTransactionResponse>,
-    busy: () => Map<K, number>,
+    busy: Map<K, number>,
     key: K,
     after?: (ok: boolean, block: number) => void,
   ): void {
     const o = this.#o;
+    busy.set(key, NOT_YET);
     this.#inFlight++;
     void (async () => {
       let sentAtMs = o.clock.now();
@@ -531,7 +521,7 @@ export class Prosumer {
       // A failure is usually explained by someone else's transaction that is not yet in a block
       // (an offer accepted in the pending state): retrying before the next block would only fail
       // again, in a loop as fast as the node answers. So a failed key waits for one more block.
-      busy().set(key, ok ? block : block + 1);
+      busy.set(key, ok ? block : block + 1);
       let offerID = ids.offerID;
       if (action === "post" && receipt) {
         for (const log of receipt.logs) {

@@ -12,14 +12,16 @@
  *   (agents/private-withdrawer.ts): wall time and gas per withdrawal, and the zk setup per
  *   household (allowance issue and note deposits).
  */
+
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { getAddress, HDNodeWallet, id, type Provider, Wallet } from "ethers";
+import { getAddress, id, type Provider, Wallet } from "ethers";
 import { AccountBook } from "../agents/account-book";
 import { AllowanceDeskClient } from "../agents/allowance-desk-client";
 import { LiveClock } from "../agents/clock-live";
 import { deployEnergyMarket } from "../agents/deploy-market";
+import { devKey } from "../agents/dev-accounts";
 import { Dso } from "../agents/dso";
 import { AllowanceDesk } from "../agents/dso-allowance-desk";
 import { DsoClient } from "../agents/dso-client";
@@ -43,8 +45,6 @@ const RUNS = Number(process.env.BENCH_ZK_RELAY_RUNS ?? 7);
 const AGENT_RUNS = Number(process.env.BENCH_ZK_AGENT_RUNS ?? 5);
 const FEES = { mixer: 10n, allowance: 10n, gasDrop: 10n };
 const GAS_DROP_WEI = 10n ** 16n;
-const DEV_MNEMONIC = "test test test test test test test test test test test junk";
-const devKey = (i: number) => HDNodeWallet.fromPhrase(DEV_MNEMONIC, undefined, `m/44'/60'/0'/0/${i}`).privateKey;
 const fresh = (label: string) => new Wallet(id(`bench-zk-relayer/${label}`));
 
 const median = (xs: number[]): number => {

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { parseDelay } from "../agents/sim/distribution";
 import { parsePositiveInt, resolveOut, withOut, withScenario, withSeed } from "./cli-options";
 import { progressBar } from "./progress";
@@ -57,9 +57,11 @@ export function simCommand(): Command {
   withSimOptions(withSeed(withScenario(withOut(cmd, "runs/sim"), "case-study-9")))
     .option("--intervals <n>", "trade only the first N intervals of the scenario", parsePositiveInt("--intervals"))
     .option("--households <n>", "only the scenario's first N households", parsePositiveInt("--households"))
-    .option(
-      "--offer-choice <how>",
-      'how consumers pick among usable asks: "lowest-id" (the paper) or "random" (default: the scenario\'s, else lowest-id)',
+    .addOption(
+      new Option(
+        "--offer-choice <how>",
+        'how consumers pick among usable asks: "lowest-id" (the paper) or "random" (default: the scenario\'s)',
+      ).choices(["lowest-id", "random"]),
     )
     .option(
       "--interval-ms <ms>",

@@ -1,11 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { HDNodeWallet, JsonRpcProvider, Network } from "ethers";
-import { exportDsoView } from "../agents/account-book";
+import { JsonRpcProvider, Network } from "ethers";
 import { SerialNonceSigner } from "../agents/chain-live";
 import { LiveClock } from "../agents/clock-live";
 import { DelayProxy } from "../agents/delay-proxy";
 import { deployEnergyMarket } from "../agents/deploy-market";
+import { devKey } from "../agents/dev-accounts";
 import { generateSigningKey, publicKeyHex } from "../agents/envelope";
 import { freePorts } from "../agents/free-ports";
 import { NetworkObserver } from "../agents/network-observer";
@@ -25,23 +25,13 @@ import {
 } from "../agents/tor/live-tor";
 import { assertTorInstalled } from "../agents/tor/tor-network";
 import { loopbackAddressFor } from "../agents/transport-direct";
-import { marketEvents, writeDataset } from "../attacks/dataset";
 import { readDatasetFromRpc } from "../attacks/dataset-rpc";
 import { check, PetraError } from "../common/errors";
 import { createRng } from "../common/rng";
-import {
-  type ClearingRow,
-  clearingCsv,
-  clearingRows,
-  type Distribution,
-  distribution,
-  type HouseholdRecord,
-  PAPER_CLEARING_S,
-} from "./clearing-times";
+import type { HouseholdRecord } from "./clearing-times";
 import { type BlockSetting, formatBlockSetting, parseBlockSetting, startBlockProduction } from "./live-blocks";
-import { type Conservation, conservation } from "./live-ledger";
 import { type LiveZk, startLiveZk } from "./live-zk";
-import { loadScenario, type Scenario } from "./scenario";
+import { clearingLine, dsoRegistry, type RunResultFields, scenarioForRun, writeRunResults } from "./run-results";
 
 export interface LiveRunOptions {
   /** Scenario name (scenarios/<name>.json) or path. */
@@ -86,32 +76,14 @@ export type LiveTransportSummary = (
   observedSourceAddresses: string[];
 };
 
-export interface LiveSummary {
-  scenario: string;
-  seed: number;
+export interface LiveSummary extends RunResultFields {
   node: string;
   blocks: string;
   intervalMs: number;
-  intervals: number;
-  households: number;
-  withdrawals: { accepted: number; refused: number };
-  offers: { posted: number; cleared: number };
-  /** postOffer sent -> acceptOffer mined, seconds. */
-  clearingS: Distribution;
-  paperClearingS: typeof PAPER_CLEARING_S;
-  /** This run's statistic divided by the paper's. */
-  ratioToPaper: Record<keyof typeof PAPER_CLEARING_S, number>;
-  conservation: Conservation;
   allDrained: boolean;
-  blocksMined: number;
-  transactions: { total: number; reverted: number };
   /** Absent in summaries written before Tor mode existed. */
   transport?: LiveTransportSummary;
 }
-
-/** Development mnemonic of hardhat node and anvil: the accounts every local node funds. */
-const DEV_MNEMONIC = "test test test test test test test test test test test junk";
-const devKey = (i: number) => HDNodeWallet.fromPhrase(DEV_MNEMONIC, undefined, `m/44'/60'/0'/0/${i}`).privateKey;
 
 const TS_NODE = ["-r", "ts-node/register/transpile-only"];
 const tsEnv = () => ({
@@ -127,20 +99,7 @@ const tsEnv = () => ({
  */
 export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
   const log = opts.log ?? (() => {});
-  const loaded = loadScenario(opts.scenario);
-  const householdCount = opts.households ?? loaded.households.length;
-  check(
-    Number.isInteger(householdCount) && householdCount >= 1 && householdCount <= loaded.households.length,
-    "households",
-    `must be an integer in [1, ${loaded.households.length}] for ${loaded.file.name}, got ${householdCount}`,
-  );
-  const scenario = restrictHouseholds(loaded, householdCount);
-  const intervals = opts.intervals ?? scenario.intervalCount;
-  check(
-    Number.isInteger(intervals) && intervals >= 1 && intervals <= scenario.intervalCount,
-    "intervals",
-    `must be an integer in [1, ${scenario.intervalCount}] for ${scenario.file.name}, got ${intervals}`,
-  );
+  const { scenario, intervals } = scenarioForRun(opts.scenario, opts.households, opts.intervals);
   const intervalMs = opts.intervalMs ?? scenario.file.live.intervalMs;
   check(
     Number.isInteger(intervalMs) && intervalMs >= 500,
@@ -168,7 +127,13 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     seed: opts.seed,
     scenario: scenario.file,
     scenarioSource: path.relative(ROOT, scenario.source),
-    overrides: { intervals, intervalMs, blocks: formatBlockSetting(blocks), households: householdCount, hopDelayMs },
+    overrides: {
+      intervals,
+      intervalMs,
+      blocks: formatBlockSetting(blocks),
+      households: scenario.households.length,
+      hopDelayMs,
+    },
     transport: opts.tor
       ? {
           kind: "tor",
@@ -375,6 +340,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
           : {}),
         rotation: scenario.file.prosumer.rotation,
         gasFunding: gasMode,
+        offerChoice: scenario.file.prosumer.offerChoice,
         gasPerAddressWei: scenario.file.prosumer.gasPerAddressWei,
         trueNetW: Object.fromEntries(
           Object.entries(h.trueNetW).filter(([k]) => Number(k) < scenario.firstInterval + intervals),
@@ -461,50 +427,29 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       // The dataset holds one pool and one vault: the smallest denomination's (every fee note) and consumption's.
       ...(zk ? { mixer: Object.values(zk.pools)[0], vault: zk.vaults.consumption } : {}),
     });
-    writeDataset(path.join(outDir, "ledger.jsonl"), ledger);
     const records: HouseholdRecord[] = [];
     for (const p of procs) {
       if (!fs.existsSync(p.recordFile)) continue;
       for (const line of fs.readFileSync(p.recordFile, "utf8").split("\n"))
         if (line.trim()) records.push({ ...JSON.parse(line), household: p.id });
     }
-    const { rows, postedOffers } = clearingRows(records);
-    fs.writeFileSync(path.join(outDir, "clearing-times.csv"), clearingCsv(rows));
-    writeGroundTruth(path.join(outDir, "ground-truth.json"), scenario, opts.seed, records, intervals);
-    // The DSO's own records, for the attack suite's upper bound (petra attack --dso-view).
-    fs.writeFileSync(
-      path.join(outDir, "dso-view.json"),
-      `${JSON.stringify(exportDsoView(path.join(dsoDir, "dso.sqlite")), null, 2)}\n`,
-    );
-
-    const clearing = distribution(rows.map((r: ClearingRow) => r.clearingS));
+    const { fields } = writeRunResults({
+      outDir,
+      scenario,
+      seed: opts.seed,
+      intervals,
+      fromBlock,
+      ledger,
+      records,
+      dsoDbPath: path.join(dsoDir, "dso.sqlite"),
+    });
     const txs = ledger.transactions;
     const summary: LiveSummary = {
-      scenario: scenario.file.name,
-      seed: opts.seed,
+      ...fields,
       node: config.node as string,
       blocks: formatBlockSetting(blocks),
       intervalMs,
-      intervals,
-      households: households.length,
-      withdrawals: {
-        accepted: records.filter((r) => r.kind === "withdraw" && r.ok).length,
-        refused: records.filter((r) => r.kind === "withdraw" && !r.ok).length,
-      },
-      offers: { posted: postedOffers, cleared: rows.length },
-      clearingS: clearing,
-      paperClearingS: PAPER_CLEARING_S,
-      ratioToPaper: {
-        mean: clearing.mean / PAPER_CLEARING_S.mean,
-        median: clearing.median / PAPER_CLEARING_S.median,
-        p90: clearing.p90 / PAPER_CLEARING_S.p90,
-        max: clearing.max / PAPER_CLEARING_S.max,
-        variance: clearing.variance / PAPER_CLEARING_S.variance,
-      },
-      conservation: conservation(marketEvents(ledger)),
       allDrained: drained.every(Boolean),
-      blocksMined: ledger.header.toBlock - fromBlock,
-      transactions: { total: txs.length, reverted: txs.filter((t) => t.status !== 1).length },
       transport: {
         ...(tor
           ? {
@@ -526,9 +471,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       },
     };
     fs.writeFileSync(path.join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-    log(
-      `cleared ${rows.length}/${postedOffers} offers; clearing time mean ${clearing.mean.toFixed(2)} s, median ${clearing.median.toFixed(2)} s, p90 ${clearing.p90.toFixed(2)} s, max ${clearing.max.toFixed(2)} s (paper 11.79/11/23/38 s)`,
-    );
+    log(clearingLine(fields));
     if (failed.length > 0) {
       throw new PetraError(
         "PROCESS_FAILED",
@@ -553,83 +496,6 @@ function observedNode(rpcUrl: string | undefined): boolean {
   if (rpcUrl === undefined) return true;
   const u = new URL(rpcUrl);
   return u.protocol === "http:" && u.hostname.startsWith("127.");
-}
-
-/**
- * The ground truth in the attack suite's format (attacks/ground-truth.ts, README "The ground-truth
- * file"), plus what only this runner knows: feeders, pseudonym order, each withdrawal's forecast.
- */
-export function writeGroundTruth(
-  file: string,
-  scenario: Scenario,
-  seed: number,
-  records: readonly HouseholdRecord[],
-  intervals: number,
-): void {
-  const window = Array.from({ length: intervals }, (_, i) => scenario.firstInterval + i);
-  const truth = {
-    version: 1,
-    seed,
-    firstInterval: scenario.firstInterval,
-    households: scenario.households.map((h) => {
-      const mine = records.filter((r) => r.household === h.id);
-      const pseudonyms = mine.flatMap((r) =>
-        r.kind === "pseudonym" ? [{ index: r.index, address: r.address, firstInterval: r.interval }] : [],
-      );
-      const main = new PseudonymWallet({
-        runSeed: seed,
-        householdId: h.id,
-        policy: { kind: "single" },
-        rng: createRng(0),
-      }).main().address;
-      const netW = window.map((k) => h.trueNetW[k] ?? 0);
-      return {
-        id: h.id,
-        addresses: [main, ...pseudonyms.map((p) => p.address)],
-        role: netW.reduce((s, w) => s + w, 0) > 0 ? "producer" : "consumer",
-        pvCapacityW: h.pvCapacityW,
-        netW,
-        feeder: h.feeder,
-        column: h.column,
-        connectionLimitW: h.connectionLimitW,
-        mainAddress: main,
-        pseudonyms,
-        withdrawals: mine.flatMap((r) =>
-          r.kind === "withdraw" ? [{ interval: r.interval, address: r.address, forecastW: r.powerW, ok: r.ok }] : [],
-        ),
-      };
-    }),
-  };
-  fs.writeFileSync(file, `${JSON.stringify(truth, null, 2)}\n`);
-}
-
-/** The scenario with only its first `count` households, and only the feeders they are on. */
-export function restrictHouseholds(scenario: Scenario, count: number): Scenario {
-  if (count === scenario.households.length) return scenario;
-  const households = scenario.households.slice(0, count);
-  const feeders = new Set(households.map((h) => h.feeder));
-  const feederRatingW = Object.fromEntries(Object.entries(scenario.feederRatingW).filter(([f]) => feeders.has(f)));
-  return { ...scenario, households, feederRatingW };
-}
-
-/**
- * What the DSO knows about the scenario's grid (agents/household-registry.ts): feeders with their
- * ratings, households with their long-term keys, limits and a starting balance.
- */
-export function dsoRegistry(scenario: Scenario, publicKeyHexOf: (householdId: string) => string, intervals: number) {
-  const price = scenario.file.market.basePriceMicroPerWInterval;
-  return {
-    feeders: Object.entries(scenario.feederRatingW).map(([id, ratingW]) => ({ id, ratingW })),
-    households: scenario.households.map((h) => ({
-      id: h.id,
-      publicKeyHex: publicKeyHexOf(h.id),
-      feederId: h.feeder,
-      pvCapacityW: h.pvCapacityW,
-      connectionLimitW: h.connectionLimitW,
-      // Enough to buy its whole connection limit at the base price in every interval of the run.
-      initialBalance: h.connectionLimitW * price * intervals,
-    })),
-  };
 }
 
 /** Reads a run directory's summary.json. */

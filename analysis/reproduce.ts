@@ -6,7 +6,7 @@ import { PetraError } from "../common/errors";
 import { PAPER_CLEARING_S } from "./clearing-times";
 import { figure3FromScenario, figure3Svg, figure4Svg, writeFigure } from "./figures";
 import { loadScenario } from "./scenario";
-import { runSim, type SimProgress, type SimSummary } from "./sim-runner";
+import { runSim, runSimWithClearing, type SimProgress, type SimSummary } from "./sim-runner";
 
 /** The paper's case study: 2 producers, 7 consumers, 14 intervals of 15 minutes, 2:15 to 5:45 pm. */
 export const REPRODUCE_SCENARIO = "case-study-9";
@@ -133,7 +133,7 @@ export async function reproduce(opts: {
   const log = opts.log ?? (() => {});
   const calibration = opts.calibration ?? readCalibration();
   log(`reproducing the PETra case study: blocks ${calibration.blocks} (fitted to the paper's mean clearing time)`);
-  const sim = await runSim({
+  const { summary: sim, clearingS: clearing } = await runSimWithClearing({
     scenario: REPRODUCE_SCENARIO,
     outDir: opts.outDir,
     seed: opts.seed,
@@ -142,12 +142,6 @@ export async function reproduce(opts: {
     log,
   });
   const scenario = loadScenario(REPRODUCE_SCENARIO);
-  const clearing = fs
-    .readFileSync(path.join(opts.outDir, "clearing-times.csv"), "utf8")
-    .split("\n")
-    .slice(1)
-    .filter((l) => l.trim() !== "")
-    .map((l) => Number(l.split(",")[5]));
   const fig3 = writeFigure(
     figure3Svg(figure3FromScenario(scenario, "Figure 3: load and generation per 15-minute interval (case study)")),
     path.join(opts.outDir, "figure3-load-generation"),

@@ -91,6 +91,13 @@ export const scenarioSchema = z
          * notes, and pseudonyms withdraw with proofs through the relayer (agents/private-withdrawer.ts).
          */
         withdrawal: z.enum(["dso", "zk"], { message: 'must be "dso" or "zk"' }).default("dso"),
+        /**
+         * How a consumer picks among usable asks: "lowest-id" is the paper's first come, first
+         * served; "random" spreads hundreds of consumers over the asks (agents/strategy-paper.ts).
+         */
+        offerChoice: z
+          .enum(["lowest-id", "random"], { message: 'must be "lowest-id" or "random"' })
+          .default("lowest-id"),
       })
       .strict(),
     dso: z

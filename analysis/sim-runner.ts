@@ -1,14 +1,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { HDNodeWallet, keccak256, Wallet } from "ethers";
-import { AccountBook, exportDsoView } from "../agents/account-book";
+import { keccak256, Wallet } from "ethers";
+import { AccountBook } from "../agents/account-book";
 import { SerialNonceSigner } from "../agents/chain-live";
+import { devKey } from "../agents/dev-accounts";
 import { Dso } from "../agents/dso";
 import { DsoClient } from "../agents/dso-client";
 import { publicKeyHex, type SigningKey, signingKeyFromHex } from "../agents/envelope";
-import { Forecast } from "../agents/forecast";
-import { GasFunder } from "../agents/gas-funding";
-import { type GasSetup, Prosumer, type ProsumerRecord } from "../agents/prosumer";
+import { householdParts } from "../agents/household-agent";
+import { HouseholdRegistry } from "../agents/household-registry";
+import { Prosumer, type ProsumerRecord } from "../agents/prosumer";
 import { withdrawerFor } from "../agents/prosumer-process";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
 import { SimClock } from "../agents/sim/clock-sim";
@@ -19,15 +20,13 @@ import { SimSockets } from "../agents/sim/sim-network";
 import { DEFAULT_SIM_CHAIN, SimNode } from "../agents/sim/sim-node";
 import { PaperStrategy } from "../agents/strategy-paper";
 import { loopbackAddressFor } from "../agents/transport-direct";
-import { marketEvents, writeDataset } from "../attacks/dataset";
 import { readDatasetFromProvider } from "../attacks/dataset-rpc";
 import { check, PetraError } from "../common/errors";
 import { createRng, type Rng } from "../common/rng";
 import { EnergyMarket__factory } from "../typechain-types";
-import { clearingCsv, clearingRows, distribution, type HouseholdRecord, PAPER_CLEARING_S } from "./clearing-times";
-import { conservation } from "./live-ledger";
-import { dsoRegistry, type LiveSummary, restrictHouseholds, writeGroundTruth } from "./live-runner";
-import { loadScenario } from "./scenario";
+import type { HouseholdRecord } from "./clearing-times";
+import type { LiveSummary } from "./live-runner";
+import { clearingLine, dsoRegistry, scenarioForRun, writeRunResults } from "./run-results";
 
 /** The defaults of a simulated run: the paper's real interval length and latencies measured in live runs. */
 export const SIM_DEFAULTS = {
@@ -90,27 +89,11 @@ export interface SimSummary extends LiveSummary {
  */
 const dsoLogPollMs = (blockTime: Delay) => Math.max(500, Math.min(15_000, blockTime.meanMs));
 
-const devKey = (i: number) =>
-  HDNodeWallet.fromPhrase(DEFAULT_SIM_CHAIN.mnemonic, undefined, `m/44'/60'/0'/0/${i}`).privateKey;
-
 /** Ed25519 keys from the run's random stream, so a run's messages are a function of its seed. */
 function seededSigningKey(rng: Rng): SigningKey {
   let hex = "";
   for (let i = 0; i < 32; i++) hex += rng.int(0, 255).toString(16).padStart(2, "0");
   return signingKeyFromHex(hex);
-}
-
-/** Runs the clock until `work` settles; fails if the world goes quiet first (nothing could ever finish it). */
-async function drive<T>(clock: SimClock, work: Promise<T>, what: string, untilMs?: number): Promise<T> {
-  let settled = false;
-  const watched = work.finally(() => {
-    settled = true;
-  });
-  watched.catch(() => undefined);
-  await clock.run({ stopWhen: () => settled, untilMs });
-  if (!settled)
-    throw new PetraError("PROCESS_FAILED", `simulation: ${what} did not finish (no events left at ${clock.now()} ms)`);
-  return work;
 }
 
 /**
@@ -119,22 +102,14 @@ async function drive<T>(clock: SimClock, work: Promise<T>, what: string, untilMs
  * directory as `petra live`. Same seed and options give a byte-identical ledger.
  */
 export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
+  return (await runSimWithClearing(opts)).summary;
+}
+
+/** runSim, also returning every cleared offer's clearing time in seconds (as clearing-times.csv holds them). */
+export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary: SimSummary; clearingS: number[] }> {
   const wallStart = Date.now();
   const log = opts.log ?? (() => {});
-  const loaded = loadScenario(opts.scenario);
-  const householdCount = opts.households ?? loaded.households.length;
-  check(
-    Number.isInteger(householdCount) && householdCount >= 1 && householdCount <= loaded.households.length,
-    "households",
-    `must be an integer in [1, ${loaded.households.length}] for ${loaded.file.name}, got ${householdCount}`,
-  );
-  const scenario = restrictHouseholds(loaded, householdCount);
-  const intervals = opts.intervals ?? scenario.intervalCount;
-  check(
-    Number.isInteger(intervals) && intervals >= 1 && intervals <= scenario.intervalCount,
-    "intervals",
-    `must be an integer in [1, ${scenario.intervalCount}] for ${scenario.file.name}, got ${intervals}`,
-  );
+  const { scenario, intervals } = scenarioForRun(opts.scenario, opts.households, opts.intervals);
   const intervalMs = opts.intervalMs ?? scenario.file.intervalMinutes * 60_000;
   check(Number.isFinite(intervalMs) && intervalMs >= 1000, "intervalMs", `must be >= 1000, got ${intervalMs}`);
   const outDir = path.resolve(opts.outDir);
@@ -144,20 +119,14 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
   const messageLatency = parseDelay(opts.messageLatency ?? SIM_DEFAULTS.messageLatency, "messageLatency");
   const lead = scenario.file.prosumer.leadIntervals;
   const rng = createRng(opts.seed);
-  const offerChoice =
-    opts.offerChoice ?? (scenario.file.prosumer as { offerChoice?: "lowest-id" | "random" }).offerChoice ?? "lowest-id";
-  check(
-    offerChoice === "lowest-id" || offerChoice === "random",
-    "offerChoice",
-    `must be "lowest-id" or "random", got "${offerChoice}"`,
-  );
+  const offerChoice = opts.offerChoice ?? scenario.file.prosumer.offerChoice;
 
   const config: Record<string, unknown> = {
     mode: "simulated",
     seed: opts.seed,
     scenario: scenario.file,
     scenarioSource: scenario.source,
-    overrides: { intervals, intervalMs, households: householdCount, offerChoice },
+    overrides: { intervals, intervalMs, households: scenario.households.length, offerChoice },
     blocks: blockTime.spec,
     latency: { rpc: rpcLatency.spec, message: messageLatency.spec },
     chain: { ...DEFAULT_SIM_CHAIN, accountBalanceWei: DEFAULT_SIM_CHAIN.accountBalanceWei.toString() },
@@ -202,8 +171,7 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
   const dsoLink = linkFor("dso");
   const dsoProvider = providerFor("dso", dsoLink);
   const mineSoon = () => clock.schedule(clock.now() + 1, () => void node.mine());
-  const { marketAddress, fromBlock } = await drive(
-    clock,
+  const { marketAddress, fromBlock } = await clock.runUntil(
     (async () => {
       const signer = new SerialNonceSigner(dsoKey, dsoProvider);
       const tx = await signer.sendTransaction(await new EnergyMarket__factory().getDeployTransaction());
@@ -226,7 +194,6 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
   const dbPath = path.join(outDir, "dso", "dso.sqlite");
   for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(dbPath + suffix, { force: true });
   const gasMode = scenario.file.prosumer.gasFunding;
-  const { HouseholdRegistry } = await import("../agents/household-registry");
   const book = new AccountBook({ path: dbPath, marketAddress, chainId, synchronous: "NORMAL" });
   const dso = new Dso({
     endpoint: "sim://dso",
@@ -246,12 +213,11 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
     receiptPollIntervalMs: Math.max(100, Math.min(1000, blockTime.meanMs / 8)),
     onError: (e) => log(`DSO: ${String(e)}`),
   });
-  await drive(clock, dso.start(), "starting the DSO");
+  await clock.runUntil(dso.start(), "starting the DSO");
 
   if (gasMode === "household-main") {
     // The households' own ether, from before the run: a dev account plays the exchange they bought it on.
-    await drive(
-      clock,
+    await clock.runUntil(
       (async () => {
         const bank = new SerialNonceSigner(devKey(1), dsoProvider);
         const sent = [];
@@ -280,34 +246,26 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
     const link = linkFor(h.id);
     const provider = providerFor(h.id, link);
     const chain = new SimChain({ node, clock, provider, link, marketAddress });
-    const hrng = createRng(opts.seed).fork(`household/${h.id}`);
-    const wallet = new PseudonymWallet({
-      runSeed: opts.seed,
-      householdId: h.id,
-      policy: scenario.file.prosumer.rotation,
-      rng: hrng.fork("rotation"),
-    });
     const trueNetW = new Map<number, number>();
     for (const [k, w] of Object.entries(h.trueNetW))
       if (Number(k) < scenario.firstInterval + intervals) trueNetW.set(Number(k), w);
-    const forecast = new Forecast({
+    const {
+      rng: hrng,
+      wallet,
+      forecast,
+      gas,
+    } = householdParts({
+      runSeed: opts.seed,
+      householdId: h.id,
+      rotation: scenario.file.prosumer.rotation,
       trueNetW,
-      errorRelativeSd: scenario.file.prosumer.forecastErrorRelativeSd,
-      maxProductionW: h.pvCapacityW,
-      maxConsumptionW: h.connectionLimitW,
-      rng: hrng.fork("forecast"),
+      forecastErrorRelativeSd: scenario.file.prosumer.forecastErrorRelativeSd,
+      pvCapacityW: h.pvCapacityW,
+      connectionLimitW: h.connectionLimitW,
+      gasFunding: gasMode,
+      gasPerAddressWei: scenario.file.prosumer.gasPerAddressWei,
+      chain,
     });
-    const gas: GasSetup =
-      gasMode === "dso"
-        ? { mode: "dso" }
-        : {
-            mode: "household-main",
-            funder: new GasFunder({
-              chain,
-              funderPrivateKey: wallet.main().privateKey,
-              amountWei: BigInt(scenario.file.prosumer.gasPerAddressWei),
-            }),
-          };
     const client = new DsoClient({
       endpoint: "sim://dso",
       sockets,
@@ -377,10 +335,10 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
   }
   // One more block, and time for the DSO to credit the last deposits it reads from the logs.
   blocks.stop();
-  await drive(clock, node.mine(), "sealing the last block");
-  await drive(clock, clock.sleep(3 * dsoLogPollMs(blockTime)), "the DSO's last log poll");
+  await clock.runUntil(node.mine(), "sealing the last block");
+  await clock.runUntil(clock.sleep(3 * dsoLogPollMs(blockTime)), "the DSO's last log poll");
   for (const p of prosumers) p.client.close();
-  await drive(clock, dso.stop(), "stopping the DSO");
+  await clock.runUntil(dso.stop(), "stopping the DSO");
   book.close();
   fs.closeSync(recordsFd);
   const tradingDoneWall = Date.now();
@@ -394,7 +352,6 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
   // ------------------------------------------------------------------ results
   const reader = new Eip1193JsonRpcProvider(eip, chainId);
   const ledger = await readDatasetFromProvider(reader, { market: marketAddress, fromBlock });
-  writeDataset(path.join(outDir, "ledger.jsonl"), ledger);
   if (observe) {
     const fromOf = new Map(ledger.transactions.map((t) => [t.hash.toLowerCase(), t.from]));
     fs.writeFileSync(
@@ -412,43 +369,27 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as HouseholdRecord);
-  const { rows, postedOffers } = clearingRows(records);
-  fs.writeFileSync(path.join(outDir, "clearing-times.csv"), clearingCsv(rows));
-  writeGroundTruth(path.join(outDir, "ground-truth.json"), scenario, opts.seed, records, intervals);
-  fs.writeFileSync(path.join(outDir, "dso-view.json"), `${JSON.stringify(exportDsoView(dbPath), null, 2)}\n`);
-
-  const clearing = distribution(rows.map((r) => r.clearingS));
+  const { fields, rows } = writeRunResults({
+    outDir,
+    scenario,
+    seed: opts.seed,
+    intervals,
+    fromBlock,
+    ledger,
+    records,
+    dsoDbPath: dbPath,
+  });
   const txs = ledger.transactions;
   const marketTxs = txs.filter((t) => (t.to ?? "").toLowerCase() === marketAddress.toLowerCase()).length;
   const end = Date.now();
   const summary: SimSummary = {
     mode: "simulated",
-    scenario: scenario.file.name,
-    seed: opts.seed,
+    ...fields,
     node: "in-process hardhat (EDR), simulated clock",
     blocks: blockTime.spec,
     latency: { rpc: rpcLatency.spec, message: messageLatency.spec },
     intervalMs,
-    intervals,
-    households: households.length,
-    withdrawals: {
-      accepted: records.filter((r) => r.kind === "withdraw" && r.ok).length,
-      refused: records.filter((r) => r.kind === "withdraw" && !r.ok).length,
-    },
-    offers: { posted: postedOffers, cleared: rows.length },
-    clearingS: clearing,
-    paperClearingS: PAPER_CLEARING_S,
-    ratioToPaper: {
-      mean: clearing.mean / PAPER_CLEARING_S.mean,
-      median: clearing.median / PAPER_CLEARING_S.median,
-      p90: clearing.p90 / PAPER_CLEARING_S.p90,
-      max: clearing.max / PAPER_CLEARING_S.max,
-      variance: clearing.variance / PAPER_CLEARING_S.variance,
-    },
-    conservation: conservation(marketEvents(ledger)),
     allDrained: drained.every(Boolean),
-    blocksMined: ledger.header.toBlock - fromBlock,
-    transactions: { total: txs.length, reverted: txs.filter((t) => t.status !== 1).length },
     wall: {
       totalS: (end - wallStart) / 1000,
       setupS: (setupDoneWall - wallStart) / 1000,
@@ -464,8 +405,6 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
   };
   // Wall times vary from machine to machine; they go to summary.json, never into the ledger.
   fs.writeFileSync(path.join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-  log(
-    `cleared ${rows.length}/${postedOffers} offers; clearing mean ${clearing.mean.toFixed(2)} s, median ${clearing.median.toFixed(2)} s, p90 ${clearing.p90.toFixed(2)} s, max ${clearing.max.toFixed(2)} s; ${txs.length} transactions in ${summary.wall.totalS.toFixed(1)} s wall`,
-  );
-  return summary;
+  log(`${clearingLine(fields)}; ${txs.length} transactions in ${summary.wall.totalS.toFixed(1)} s wall`);
+  return { summary, clearingS: rows.map((r) => r.clearingS) };
 }

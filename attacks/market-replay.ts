@@ -59,22 +59,7 @@ export function emptyMarketState(): MarketState {
 }
 
 /** Applies events in chain order (block, then log index). Throws on an event that contradicts the state. */
-export interface ReplayOptions {
-  /**
-   * Forget what can never matter again: retired assets (traded or deposited), closed offers and
-   * empty balances. Assets are immutable, so nothing refers to a retired one later. An agent that
-   * only trades wants this (its state stays the size of the live market, not of the whole
-   * history); an observer reconstructing history does not.
-   */
-  prune?: boolean;
-}
-
-export function replayMarket(
-  events: Iterable<MarketEvent>,
-  state: MarketState = emptyMarketState(),
-  options: ReplayOptions = {},
-): MarketState {
-  const prune = options.prune === true;
+export function replayMarket(events: Iterable<MarketEvent>, state: MarketState = emptyMarketState()): MarketState {
   const asset = (id: bigint): ReplayedAsset => {
     const a = state.assets.get(id);
     if (!a) throw new Error(`market replay: event refers to unknown asset ${id}`);
@@ -85,11 +70,7 @@ export function replayMarket(
     if (!o) throw new Error(`market replay: event refers to unknown offer ${id}`);
     return o;
   };
-  const add = (who: string, amount: bigint) => {
-    const b = (state.balances.get(who) ?? 0n) + amount;
-    if (prune && b === 0n) state.balances.delete(who);
-    else state.balances.set(who, b);
-  };
+  const add = (who: string, amount: bigint) => state.balances.set(who, (state.balances.get(who) ?? 0n) + amount);
 
   for (const ev of events) {
     switch (ev.name) {
@@ -135,7 +116,6 @@ export function replayMarket(
         o.state = "Rescinded";
         a.locked = false;
         if (a.powerW < 0n) add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
-        if (prune) state.offers.delete(ev.offerID);
         break;
       }
       case "OfferAccepted": {
@@ -153,16 +133,10 @@ export function replayMarket(
         a.owner = ZERO_ADDRESS;
         a.locked = false;
         b.owner = ZERO_ADDRESS;
-        if (prune) {
-          state.offers.delete(ev.offerID);
-          state.assets.delete(o.assetID);
-          state.assets.delete(ev.assetID);
-        }
         break;
       }
       case "AssetDeposited":
         asset(ev.assetID).owner = ZERO_ADDRESS;
-        if (prune) state.assets.delete(ev.assetID);
         break;
       case "MinterSet":
         break;

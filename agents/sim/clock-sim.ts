@@ -144,6 +144,26 @@ export class SimClock implements Clock {
     }
   }
 
+  /**
+   * Runs events until `work` settles and returns its result. Fails, naming `what`, if the world
+   * goes quiet first (nothing left could ever finish it) or `untilMs` is reached.
+   */
+  async runUntil<T>(work: Promise<T>, what: string, untilMs?: number): Promise<T> {
+    let settled = false;
+    work.then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    await this.run({ stopWhen: () => settled, untilMs });
+    if (!settled)
+      throw new PetraError("PROCESS_FAILED", `simulation: ${what} did not finish (no events left at ${this.now()} ms)`);
+    return work;
+  }
+
   #next(): Event | undefined {
     for (;;) {
       const e = this.#heap.pop();

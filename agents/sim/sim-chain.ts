@@ -2,7 +2,7 @@ import { FeeData, JsonRpcProvider, Network, type Signer, type TransactionReceipt
 import { check } from "../../common/errors";
 import type { Rng } from "../../common/rng";
 import type { EnergyMarket } from "../../typechain-types";
-import { SerialNonceSigner, toChainLog } from "../chain-live";
+import { chainOrdered, SerialNonceSigner, toChainLog } from "../chain-live";
 import { attachEnergyMarket } from "../deploy-market";
 import type { Cancel, Chain, ChainLog, Clock, WatchOptions } from "../interfaces";
 import type { Delay } from "./distribution";
@@ -161,10 +161,7 @@ export class SimChain implements Chain {
     // Handlers run one at a time and in block order, as the live watcher delivers them.
     let chain: Promise<void> = Promise.resolve();
     const deliver = (raw: unknown[]) => {
-      const logs = raw
-        .map(sharedChainLog)
-        .filter((l): l is ChainLog => l !== undefined)
-        .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex);
+      const logs = chainOrdered(raw, sharedChainLog);
       if (logs.length === 0) return;
       chain = chain.then(async () => {
         if (!stopped) await onLogs(logs);

@@ -1,5 +1,6 @@
 import { check, PetraError } from "../../common/errors";
 import type { Rng } from "../../common/rng";
+import { DEV_MNEMONIC } from "../dev-accounts";
 import type { Cancel } from "../interfaces";
 import type { SimClock } from "./clock-sim";
 import type { Delay } from "./distribution";
@@ -43,7 +44,7 @@ export const DEFAULT_SIM_CHAIN: SimChainSpec = {
   genesisDate: "2025-06-02T00:00:00.000Z",
   // Room for a whole interval's mint batch of a 1,000-household grid in one block.
   blockGasLimit: 120_000_000,
-  mnemonic: "test test test test test test test test test test test junk",
+  mnemonic: DEV_MNEMONIC,
   accountCount: 4,
   // Enough to gas-fund a fresh address per household per interval for a long day.
   accountBalanceWei: 10n ** 30n,
