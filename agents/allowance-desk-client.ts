@@ -7,19 +7,22 @@ import {
   type DeskMessage,
   type DeskRefused,
   type Direction,
+  type NoteRedeemed,
+  type NoteRedemptionRequest,
   type NotesDeposited,
   openDeskEnvelope,
   sealDeskEnvelope,
 } from "./allowance-messages";
 import { type SigningKey, signingKeyFromHex } from "./envelope";
-import type { Cancel, Clock, Transport } from "./interfaces";
+import type { Clock, Transport } from "./interfaces";
+import { RequestTracker } from "./request-tracker";
 
 /**
  * The household's side of the DSO's allowance desk (agents/dso-allowance-desk.ts): a ZeroMQ
  * DEALER that sends signed requests and waits for the desk's signed answers.
  *
  *   const desk = new AllowanceDeskClient({ endpoint, householdId, key, clock, dsoPublicKeyHex });
- *   const r = await desk.requestAllowance({ requestId, direction: "consumption", capW, windowStart, windowEnd, commitment });
+ *   const r = await desk.requestAllowance({ requestId, direction: "consumption", capW, windowStart, windowEnd, inner });
  *   r.type === "allowanceIssued" ? r.txHash : r.reason;   // DeskRefusalReason, e.g. "OVER_CONNECTION_LIMIT"
  *   await desk.depositNotes({ requestId, denomination: 10000n, commitments });
  *   desk.close();
@@ -52,7 +55,7 @@ export class AllowanceDeskClient {
   readonly #timeoutMs: number;
   readonly #attempts: number;
   readonly #onError?: (error: unknown) => void;
-  readonly #pending = new Map<string, (answer: DeskAnswer) => void>();
+  readonly #requests: RequestTracker<undefined>;
   #sendChain: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -72,6 +75,7 @@ export class AllowanceDeskClient {
     this.householdId = opts.householdId;
     this.#key = typeof opts.key === "string" ? signingKeyFromHex(opts.key) : opts.key;
     this.#clock = opts.clock;
+    this.#requests = new RequestTracker(opts.clock);
     this.#dsoKey = hexToBytes(opts.dsoPublicKeyHex);
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#attempts = opts.attempts ?? 3;
@@ -88,9 +92,10 @@ export class AllowanceDeskClient {
     capW: number;
     windowStart: number;
     windowEnd: number;
-    commitment: bigint;
+    /** Poseidon(2)(secret, nullifier) (mixer/allowance.ts allowanceInner); the desk computes the leaf. */
+    inner: bigint;
   }): Promise<AllowanceIssued | DeskRefused> {
-    return this.#call({ type: "allowanceRequest", ...r, commitment: r.commitment.toString() }) as Promise<
+    return this.#call({ type: "allowanceRequest", ...r, inner: r.inner.toString() }) as Promise<
       AllowanceIssued | DeskRefused
     >;
   }
@@ -108,46 +113,64 @@ export class AllowanceDeskClient {
     }) as Promise<NotesDeposited | DeskRefused>;
   }
 
+  /**
+   * As a pseudonym (this client's householdId is then the pseudonym's address and its key a one-off
+   * key): claim the money `txHash` deposited back as notes of `denomination`.
+   */
+  depositBack(r: {
+    requestId: string;
+    txHash: string;
+    denomination: bigint;
+    commitments: readonly bigint[];
+    /** The pseudonym's EIP-191 signature over depositBackKeyText for this client's key. */
+    keyCertificate: string;
+  }): Promise<NotesDeposited | DeskRefused> {
+    return this.#call({
+      type: "depositBackRequest",
+      requestId: r.requestId,
+      txHash: r.txHash,
+      denomination: r.denomination.toString(),
+      commitments: r.commitments.map(String),
+      keyCertificate: r.keyCertificate,
+    }) as Promise<NotesDeposited | DeskRefused>;
+  }
+
+  /** Redeem a mixer note into the household's account (a withdrawal proof to the DSO, fee 0). */
+  redeemNote(r: Omit<NoteRedemptionRequest, "type">): Promise<NoteRedeemed | DeskRefused> {
+    return this.#call({ type: "noteRedemptionRequest", ...r }) as Promise<NoteRedeemed | DeskRefused>;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#dealer.close();
-    this.#pending.clear();
+    this.#requests.rejectAll(
+      (id) => new PetraError("DSO_UNAVAILABLE", `desk client closed while waiting for "${id}"`, { requestId: id }),
+    );
   }
 
   async #call(message: DeskMessage & { requestId: string }): Promise<DeskAnswer> {
     if (this.#closed) throw new PetraError("DSO_UNAVAILABLE", "desk client is closed");
     const { requestId } = message;
-    check(!this.#pending.has(requestId), "requestId", `"${requestId}" is already in flight on this client`);
-    const answered = new Promise<DeskAnswer>((resolve) => this.#pending.set(requestId, resolve));
-    let timer: Cancel | undefined;
-    try {
-      for (let attempt = 1; attempt <= this.#attempts; attempt++) {
-        const bytes = sealDeskEnvelope({
-          from: this.householdId,
-          key: this.#key,
-          message,
-          timestampMs: this.#clock.now(),
-        });
+    const sealed = () =>
+      sealDeskEnvelope({ from: this.householdId, key: this.#key, message, timestampMs: this.#clock.now() });
+    return (await this.#requests.call(
+      requestId,
+      undefined,
+      { attempts: this.#attempts, timeoutMs: this.#timeoutMs },
+      () => {
+        const bytes = sealed();
         this.#sendChain = this.#sendChain
           .then(() => (this.#closed ? undefined : this.#dealer.send(bytes)))
           .catch((e) => this.#onError?.(e));
-        const timedOut = new Promise<"timeout">((resolve) => {
-          timer = this.#clock.schedule(this.#clock.now() + this.#timeoutMs, () => resolve("timeout"));
-        });
-        const outcome = await Promise.race([answered, timedOut]);
-        timer?.cancel();
-        if (outcome !== "timeout") return outcome;
-      }
-      throw new PetraError(
-        "DSO_UNAVAILABLE",
-        `no answer from the allowance desk for "${requestId}" after ${this.#attempts} x ${this.#timeoutMs} ms`,
-        { requestId },
-      );
-    } finally {
-      timer?.cancel();
-      this.#pending.delete(requestId);
-    }
+      },
+      () =>
+        new PetraError(
+          "DSO_UNAVAILABLE",
+          `no answer from the allowance desk for "${requestId}" after ${this.#attempts} x ${this.#timeoutMs} ms`,
+          { requestId },
+        ),
+    )) as DeskAnswer;
   }
 
   async #receiveLoop(): Promise<void> {
@@ -166,14 +189,24 @@ export class AllowanceDeskClient {
         switch (m.type) {
           case "allowanceIssued":
           case "notesDeposited":
-            this.#pending.get(m.requestId)?.(m);
+          case "noteRedeemed":
+            this.#requests.get(m.requestId)?.resolve(m);
             break;
-          case "deskRefused":
-            if (m.requestId === null) this.#onError?.(new PetraError("DSO_REFUSED", `desk: ${m.reason}: ${m.message}`));
-            else this.#pending.get(m.requestId)?.(m);
+          case "deskRefused": {
+            if (m.requestId === null) {
+              this.#onError?.(new PetraError("DSO_REFUSED", `desk: ${m.reason}: ${m.message}`));
+              break;
+            }
+            // A refusal of one attempt's envelope: see RequestTracker.
+            const p = this.#requests.get(m.requestId);
+            if (p && (m.reason === "STALE_TIMESTAMP" || m.reason === "REPLAYED_NONCE") && !p.envelopeRefused()) break;
+            p?.resolve(m);
             break;
+          }
           case "allowanceRequest":
           case "noteDepositRequest":
+          case "depositBackRequest":
+          case "noteRedemptionRequest":
             this.#onError?.(new PetraError("INVALID_MESSAGE", `unexpected "${m.type}" from the desk`));
             break;
           default: {

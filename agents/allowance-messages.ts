@@ -45,15 +45,24 @@ export const deskRefusalReasons = [
   "OVER_CONNECTION_LIMIT",
   "OVER_FEEDER_RATING",
   "INSUFFICIENT_BALANCE",
+  "PROOF_INVALID",
+  "UNKNOWN_ROOT",
+  "NULLIFIER_SPENT",
+  "DEPOSIT_NOT_FOUND",
+  "DEPOSIT_CLAIMED",
+  "BAD_KEY_CERTIFICATE",
   "CHAIN_FAILED",
   "INTERNAL_ERROR",
 ] as const;
 export type DeskRefusalReason = (typeof deskRefusalReasons)[number];
 
 /**
- * Household -> desk: insert `commitment` = Poseidon(capW, windowStart, windowEnd, secret,
- * nullifier) into the vault for `direction`. The household opens cap and window (the desk checks
- * them against its limits), never the secret or the nullifier.
+ * Household -> desk: issue an allowance of `capW` per interval over [windowStart, windowEnd] in the
+ * vault for `direction`. The household sends `inner` = Poseidon(2)(secret, nullifier) and opens the
+ * cap and window; the desk checks them against its limits and computes the leaf
+ * Poseidon(4)(capW, windowStart, windowEnd, inner) itself (mixer/allowance.ts), so the leaf can
+ * hide no other cap or window. A `commitment` field is refused (strict): the desk never inserts a
+ * leaf the household computed.
  */
 export const allowanceRequestSchema = z
   .object({
@@ -63,7 +72,7 @@ export const allowanceRequestSchema = z
     capW: safeInt.min(1),
     windowStart: safeInt,
     windowEnd: safeInt,
-    commitment: commitmentSchema,
+    inner: commitmentSchema,
   })
   .strict();
 
@@ -77,7 +86,68 @@ export const noteDepositRequestSchema = z
   })
   .strict();
 
-/** Desk -> household: the allowance is in the vault's tree (mined). */
+const txHashSchema = z.string().regex(/^0x[0-9a-f]{64}$/, "must be a 0x-prefixed 32-byte lower-case hex hash");
+const hexSignatureSchema = z.string().regex(/^0x[0-9a-fA-F]{130}$/, "must be a 65-byte hex signature");
+
+/**
+ * Pseudonym -> desk: "my money went back to the DSO in `txHash` (FinancialDeposited from me, exactly
+ * commitments.length x denomination); put these note commitments into the pool of `denomination`".
+ * The envelope's `from` is the pseudonym's address and its Ed25519 key a one-off key the pseudonym
+ * certifies with `keyCertificate`, an Ethereum signature by the pseudonym over
+ * depositBackKeyText(...): so only the pseudonym can claim its deposit, and the desk learns no
+ * household. The change below the smallest denomination stays on the pseudonym.
+ */
+export const depositBackRequestSchema = z
+  .object({
+    type: z.literal("depositBackRequest"),
+    requestId: requestIdSchema,
+    txHash: txHashSchema,
+    denomination: decimal,
+    commitments: z.array(commitmentSchema).min(1).max(64),
+    keyCertificate: hexSignatureSchema,
+  })
+  .strict();
+
+/** A Groth16 proof, as the Mixer's withdraw takes it, in decimal strings. */
+const proofSchema = z
+  .object({
+    pA: z.tuple([decimal, decimal]),
+    pB: z.tuple([z.tuple([decimal, decimal]), z.tuple([decimal, decimal])]),
+    pC: z.tuple([decimal, decimal]),
+  })
+  .strict();
+
+/**
+ * Household -> desk: redeem a mixer note into my account. The proof is a mixer withdrawal whose
+ * recipient and relayer are the DSO's address and whose fee is 0; the desk checks it, submits it
+ * and, once mined, credits the note's denomination to the household. It learns that this household
+ * redeemed a note of this pool, not which deposit made it.
+ */
+export const noteRedemptionRequestSchema = z
+  .object({
+    type: z.literal("noteRedemptionRequest"),
+    requestId: requestIdSchema,
+    pool: addressSchema,
+    root: decimal,
+    nullifierHash: decimal,
+    proof: proofSchema,
+  })
+  .strict();
+
+/** Desk -> household: the note is spent to the DSO and its denomination credited; `balance` is after the credit. */
+export const noteRedeemedSchema = z
+  .object({
+    type: z.literal("noteRedeemed"),
+    requestId: requestIdSchema,
+    pool: addressSchema,
+    denomination: decimal,
+    nullifierHash: decimal,
+    txHash: txHashSchema,
+    balance: z.number().int(),
+  })
+  .strict();
+
+/** Desk -> household: the allowance is in the vault's tree (mined); `commitment` is the leaf the desk computed. */
 export const allowanceIssuedSchema = z
   .object({
     type: z.literal("allowanceIssued"),
@@ -115,21 +185,43 @@ export const deskRefusedSchema = z
 export const deskMessageSchema = z.discriminatedUnion("type", [
   allowanceRequestSchema,
   noteDepositRequestSchema,
+  depositBackRequestSchema,
+  noteRedemptionRequestSchema,
   allowanceIssuedSchema,
   notesDepositedSchema,
+  noteRedeemedSchema,
   deskRefusedSchema,
 ]);
 
 export type DeskMessage = z.infer<typeof deskMessageSchema>;
 export type AllowanceRequest = z.infer<typeof allowanceRequestSchema>;
 export type NoteDepositRequest = z.infer<typeof noteDepositRequestSchema>;
+export type DepositBackRequest = z.infer<typeof depositBackRequestSchema>;
+export type NoteRedemptionRequest = z.infer<typeof noteRedemptionRequestSchema>;
+export type NoteRedeemed = z.infer<typeof noteRedeemedSchema>;
 export type AllowanceIssued = z.infer<typeof allowanceIssuedSchema>;
 export type NotesDeposited = z.infer<typeof notesDepositedSchema>;
 export type DeskRefused = z.infer<typeof deskRefusedSchema>;
-/** What the desk answers. */
-export type DeskAnswer = AllowanceIssued | NotesDeposited | DeskRefused;
+/** What the desk answers. A deposit-back is answered with notesDeposited (balance 0: a pseudonym has no account). */
+export type DeskAnswer = AllowanceIssued | NotesDeposited | NoteRedeemed | DeskRefused;
 
-/** A commitment the desk can insert: a field element, not the empty value the vault skips. */
+/** True for an envelope `from` that names a pseudonym (an address) rather than a household. */
+export function isPseudonymSender(from: string): boolean {
+  return /^0x[0-9a-f]{40}$/.test(from);
+}
+
+/**
+ * What a pseudonym signs (EIP-191) to let the one-off Ed25519 key `keyHex` speak for it at the desk
+ * of `dso` on chain `chainId`.
+ */
+export function depositBackKeyText(o: { chainId: bigint | number; dso: string; keyHex: string }): string {
+  return `PETra deposit-back key\nchain ${o.chainId}\ndso ${o.dso.toLowerCase()}\nkey ${o.keyHex}`;
+}
+
+/**
+ * A commitment the desk can insert (or an `inner` it hashes into one): a field element, not the
+ * empty value the vault skips.
+ */
 export function commitmentFormError(commitment: string): string | undefined {
   const c = BigInt(commitment);
   if (c === 0n || c === ZK.allowance.emptyCommitment) return "must not be 0 (the empty value)";

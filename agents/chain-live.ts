@@ -1,8 +1,13 @@
+import { secp256k1 } from "@noble/curves/secp256k1";
 import {
   AbstractSigner,
+  computeAddress,
+  getAddress,
+  getBytes,
+  hexlify,
   type JsonRpcProvider,
   type Provider,
-  type Signature,
+  Signature,
   type Signer,
   Transaction,
   type TransactionReceipt,
@@ -10,11 +15,12 @@ import {
   TransactionResponse,
   type TypedDataDomain,
   type TypedDataField,
+  toBeHex,
   toQuantity,
   Wallet,
 } from "ethers";
 import { check, PetraError } from "../common/errors";
-import type { EnergyMarket } from "../typechain-types";
+import { type EnergyMarket, EnergyMarket__factory } from "../typechain-types";
 import { attachEnergyMarket } from "./deploy-market";
 import type { Cancel, Chain, ChainLog, Clock, Transport, WatchOptions } from "./interfaces";
 
@@ -32,27 +38,92 @@ export interface LiveChainOptions {
 }
 
 /**
+ * Gas limits of the market's methods: the gas snapshot's worst case (gas-snapshot.json:
+ * acceptOffer splitting into 5 parts, 331k) with room to spare. With a limit given, a send skips
+ * eth_estimateGas, which executes the transaction on the node's pending state (every transaction
+ * in the mempool first): the costliest call a prosumer makes, one more round trip over Tor, and
+ * in simulated mode half the run's time. A transaction that would revert is then mined as
+ * reverted instead of refused by the estimate; the prosumer treats both alike.
+ */
+export const MARKET_GAS_LIMITS = {
+  postOffer: 200_000n,
+  rescindOffer: 100_000n,
+  acceptOffer: 500_000n,
+  depositEnergyAsset: 100_000n,
+  depositFinancial: 100_000n,
+} as const;
+
+/** The gas limit of a market call by its selector, for transactions to `marketAddress`. */
+export function marketGasLimits(marketAddress: string): (tx: TransactionRequest) => bigint | undefined {
+  const market = EnergyMarket__factory.createInterface();
+  const bySelector = new Map<string, bigint>();
+  for (const [name, gas] of Object.entries(MARKET_GAS_LIMITS)) {
+    bySelector.set(market.getFunction(name as keyof typeof MARKET_GAS_LIMITS).selector.toLowerCase(), gas);
+  }
+  const to = marketAddress.toLowerCase();
+  return (tx) =>
+    typeof tx.to === "string" && tx.to.toLowerCase() === to && typeof tx.data === "string"
+      ? bySelector.get(tx.data.slice(0, 10).toLowerCase())
+      : undefined;
+}
+
+export interface SerialNonceSignerOptions {
+  /** A fixed gas limit for a transaction (undefined: ask the node's eth_estimateGas). */
+  gasLimitFor?: (tx: TransactionRequest) => bigint | undefined;
+  /** The next nonce of `address` as the node sees it. Default: eth_getTransactionCount at "pending". */
+  pendingNonce?: (address: string) => Promise<number>;
+  /** Told of every transaction the node accepted. */
+  onSent?: (sent: { from: string; nonce: number; hash: string }) => void;
+}
+
+/**
  * A signer whose sends go out one at a time with nonces from its own counter. The counter is only
  * advanced by a send the node accepted; a send that fails (a revert found by gas estimation, a
  * rejected broadcast) resynchronises it from the node, so one failure never leaves a nonce gap
  * that would stall every later transaction (the failure mode of ethers' NonceManager).
  */
 export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
-  readonly #wallet: Wallet;
+  readonly #privateKeyHex: string;
+  readonly #privateKey: Uint8Array;
+  readonly address: string;
+  #wallet: Wallet | undefined;
+  readonly #opts: SerialNonceSignerOptions;
   #nextNonce: number | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(privateKey: string, provider: JsonRpcProvider) {
+  constructor(privateKey: string, provider: JsonRpcProvider, opts: SerialNonceSignerOptions = {}) {
     super(provider);
-    this.#wallet = new Wallet(privateKey);
+    check(/^0x[0-9a-fA-F]{64}$/.test(privateKey), "privateKey", "must be 32 bytes of hex");
+    this.#privateKeyHex = privateKey;
+    this.#privateKey = getBytes(privateKey);
+    // @noble/curves directly: ethers' bundled copy takes twice as long per key, and a simulated
+    // day of 1,000 households makes a signer for each of ~100,000 pseudonyms.
+    this.address = computeAddress(hexlify(secp256k1.getPublicKey(this.#privateKey, false)));
+    this.#opts = opts;
   }
 
-  get address(): string {
-    return this.#wallet.address;
+  /** An ethers Wallet of the same key, for what is rare here (messages, typed data). */
+  #slowWallet(): Wallet {
+    this.#wallet ??= new Wallet(this.#privateKeyHex);
+    return this.#wallet;
+  }
+
+  /**
+   * Signs a populated transaction as ethers' Wallet does (RFC 6979, low s: the same bytes), with
+   * @noble/curves' faster signing; returns the signed transaction object too.
+   */
+  #sign(populated: TransactionRequest): Transaction {
+    const { from, ...rest } = populated;
+    if (from != null && getAddress(String(from)) !== this.address)
+      throw new PetraError("INVALID_ARGUMENT", `tx.from: ${String(from)} is not this signer's ${this.address}`);
+    const tx = Transaction.from(rest as Parameters<typeof Transaction.from>[0]);
+    const sig = secp256k1.sign(getBytes(tx.unsignedHash), this.#privateKey, { lowS: true });
+    tx.signature = Signature.from({ r: toBeHex(sig.r, 32), s: toBeHex(sig.s, 32), v: sig.recovery ? 0x1c : 0x1b });
+    return tx;
   }
 
   async getAddress(): Promise<string> {
-    return this.#wallet.address;
+    return this.address;
   }
 
   connect(_provider: Provider | null): Signer {
@@ -62,12 +133,12 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
     );
   }
 
-  signTransaction(tx: TransactionRequest): Promise<string> {
-    return this.#wallet.signTransaction(tx);
+  async signTransaction(tx: TransactionRequest): Promise<string> {
+    return this.#sign(await this.populateTransaction(tx)).serialized;
   }
 
   signMessage(message: string | Uint8Array): Promise<string> {
-    return this.#wallet.signMessage(message);
+    return this.#slowWallet().signMessage(message);
   }
 
   signTypedData(
@@ -75,19 +146,23 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
     types: Record<string, Array<TypedDataField>>,
     value: Record<string, unknown>,
   ): Promise<string> {
-    return this.#wallet.signTypedData(domain, types, value);
+    return this.#slowWallet().signTypedData(domain, types, value);
   }
 
   override sendTransaction(tx: TransactionRequest): Promise<TransactionResponse> {
     const run = async (): Promise<TransactionResponse> => {
       const provider = this.provider as JsonRpcProvider;
-      if (this.#nextNonce === undefined) {
-        this.#nextNonce = await provider.getTransactionCount(this.#wallet.address, "pending");
-      }
+      const from = this.address;
       try {
-        const populated = await this.populateTransaction({ ...tx, nonce: this.#nextNonce });
-        const signed = await this.#wallet.signTransaction(populated);
-        const response = await broadcast(provider, signed, this.#wallet.address);
+        if (this.#nextNonce === undefined) {
+          this.#nextNonce = this.#opts.pendingNonce
+            ? await this.#opts.pendingNonce(from)
+            : await provider.getTransactionCount(from, "pending");
+        }
+        const gasLimit = tx.gasLimit ?? this.#opts.gasLimitFor?.(tx);
+        const populated = await this.populateTransaction({ ...tx, nonce: this.#nextNonce, gasLimit });
+        const response = await broadcast(provider, this.#sign(populated), from);
+        this.#opts.onSent?.({ from, nonce: this.#nextNonce, hash: response.hash });
         this.#nextNonce += 1;
         return response;
       } catch (e) {
@@ -106,8 +181,8 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
  * broadcastTransaction recovers the sender from the signature (an elliptic-curve recovery, the
  * most expensive step of a send) and asks for the block number; a signer knows both are moot.
  */
-async function broadcast(provider: JsonRpcProvider, signed: string, from: string): Promise<TransactionResponse> {
-  const tx = Transaction.from(signed);
+async function broadcast(provider: JsonRpcProvider, tx: Transaction, from: string): Promise<TransactionResponse> {
+  const signed = tx.serialized;
   const hash = (await provider.send("eth_sendRawTransaction", [signed])) as string;
   if (hash.toLowerCase() !== (tx.hash as string).toLowerCase())
     throw new PetraError("TX_FAILED", `the node returned hash ${hash} for a transaction whose hash is ${tx.hash}`);
@@ -144,6 +219,7 @@ export class LiveChain implements Chain {
   readonly provider: JsonRpcProvider;
   readonly #clock: Clock;
   readonly #pollIntervalMs: number;
+  #gasLimits?: (tx: TransactionRequest) => bigint | undefined;
 
   private constructor(opts: LiveChainOptions, provider: JsonRpcProvider) {
     this.marketAddress = opts.marketAddress;
@@ -197,7 +273,8 @@ export class LiveChain implements Chain {
   }
 
   signer(privateKey: string): SerialNonceSigner {
-    return new SerialNonceSigner(privateKey, this.provider);
+    this.#gasLimits ??= marketGasLimits(this.marketAddress);
+    return new SerialNonceSigner(privateKey, this.provider, { gasLimitFor: this.#gasLimits });
   }
 
   watchMarketLogs(opts: WatchOptions, onLogs: (logs: ChainLog[]) => void | Promise<void>): Cancel {

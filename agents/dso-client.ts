@@ -1,8 +1,9 @@
 import { hexToBytes } from "@noble/hashes/utils";
 import { check, PetraError } from "../common/errors";
 import { decodeEnvelope, type SigningKey, sealEnvelope, signingKeyFromHex, verifyEnvelope } from "./envelope";
-import type { Cancel, Clock, DealerSocket, MessageSockets, Transport } from "./interfaces";
+import type { Clock, DealerSocket, MessageSockets, Transport } from "./interfaces";
 import type { AssetRequest, FailureReason, MessageInput } from "./messages";
+import { RequestTracker } from "./request-tracker";
 import { zmqSockets } from "./zmq-sockets";
 
 /**
@@ -79,11 +80,11 @@ export interface CallOptions {
   attempts?: number;
 }
 
-interface Pending {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-  kind: "withdraw" | "balance";
-}
+/**
+ * Refusals that concern one envelope (its timestamp or nonce), not the request it carries; see
+ * RequestTracker for why they settle a request only once every attempt's envelope was refused.
+ */
+const ENVELOPE_REFUSALS: ReadonlySet<FailureReason> = new Set(["STALE_TIMESTAMP", "REPLAYED_NONCE"]);
 
 export class DsoClient {
   readonly householdId: string;
@@ -94,7 +95,7 @@ export class DsoClient {
   readonly #timeoutMs: number;
   readonly #attempts: number;
   readonly #onError?: (error: unknown) => void;
-  readonly #pending = new Map<string, Pending>();
+  readonly #requests: RequestTracker<"withdraw" | "balance">;
   #sendChain: Promise<void> = Promise.resolve();
   #closed = false;
   #balanceSeq = 0;
@@ -124,6 +125,7 @@ export class DsoClient {
     this.householdId = opts.householdId;
     this.#key = typeof opts.key === "string" ? signingKeyFromHex(opts.key) : opts.key;
     this.#clock = opts.clock;
+    this.#requests = new RequestTracker(opts.clock);
     this.#dsoKey = opts.dsoPublicKeyHex === undefined ? undefined : hexToBytes(opts.dsoPublicKeyHex);
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#attempts = opts.attempts ?? 3;
@@ -164,50 +166,37 @@ export class DsoClient {
     if (this.#closed) return;
     this.#closed = true;
     this.#dealer.close();
-    for (const [id, p] of this.#pending) {
-      p.reject(new PetraError("DSO_UNAVAILABLE", `client closed while waiting for "${id}"`, { requestId: id }));
-    }
-    this.#pending.clear();
+    this.#requests.rejectAll(
+      (id) => new PetraError("DSO_UNAVAILABLE", `client closed while waiting for "${id}"`, { requestId: id }),
+    );
   }
 
-  async #call(requestId: string, kind: Pending["kind"], message: MessageInput, options: CallOptions): Promise<unknown> {
+  async #call(
+    requestId: string,
+    kind: "withdraw" | "balance",
+    message: MessageInput,
+    options: CallOptions,
+  ): Promise<unknown> {
     if (this.#closed) throw new PetraError("DSO_UNAVAILABLE", "client is closed", { requestId });
-    if (this.#pending.has(requestId)) {
-      throw new PetraError("INVALID_ARGUMENT", `requestId: "${requestId}" is already in flight on this client`, {
-        parameter: "requestId",
-      });
-    }
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const attempts = options.attempts ?? this.#attempts;
-    let timer: Cancel | undefined;
-    const answered = new Promise<unknown>((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject, kind });
-    });
-    try {
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        // A fresh envelope (nonce, timestamp) per attempt: re-sending the same bytes would be a replay.
-        const bytes = sealEnvelope({ from: this.householdId, key: this.#key, message, timestampMs: this.#clock.now() });
-        this.#send(bytes);
-        const timedOut = new Promise<"timeout">((resolve) => {
-          timer = this.#clock.schedule(this.#clock.now() + timeoutMs, () => resolve("timeout"));
-        });
-        const outcome = await Promise.race([answered, timedOut]);
-        timer?.cancel();
-        if (outcome !== "timeout") return outcome;
-      }
-      throw new PetraError(
-        "DSO_UNAVAILABLE",
-        `no answer from the DSO for "${requestId}" after ${attempts} x ${timeoutMs} ms`,
-        {
-          requestId,
-          attempts,
-          timeoutMs,
-        },
-      );
-    } finally {
-      timer?.cancel();
-      this.#pending.delete(requestId);
-    }
+    return this.#requests.call(
+      requestId,
+      kind,
+      { attempts, timeoutMs },
+      () =>
+        this.#send(sealEnvelope({ from: this.householdId, key: this.#key, message, timestampMs: this.#clock.now() })),
+      () =>
+        new PetraError(
+          "DSO_UNAVAILABLE",
+          `no answer from the DSO for "${requestId}" after ${attempts} x ${timeoutMs} ms`,
+          {
+            requestId,
+            attempts,
+            timeoutMs,
+          },
+        ),
+    );
   }
 
   #send(bytes: Uint8Array): void {
@@ -239,7 +228,7 @@ export class DsoClient {
         const m = env.message;
         switch (m.type) {
           case "withdrawalAccepted":
-            this.#pending.get(m.requestId)?.resolve({
+            this.#requests.get(m.requestId)?.resolve({
               status: "accepted",
               requestId: m.requestId,
               anonAddress: m.anonAddress,
@@ -258,8 +247,9 @@ export class DsoClient {
               );
               break;
             }
-            const p = this.#pending.get(m.requestId);
-            if (p?.kind === "balance") {
+            const p = this.#requests.get(m.requestId);
+            if (p && ENVELOPE_REFUSALS.has(m.reason) && !p.envelopeRefused()) break;
+            if (p?.tag === "balance") {
               p.reject(new PetraError("DSO_REFUSED", `${m.reason}: ${m.message}`, { reason: m.reason }));
             } else {
               p?.resolve({
@@ -273,7 +263,7 @@ export class DsoClient {
             break;
           }
           case "balanceReport":
-            this.#pending
+            this.#requests
               .get(m.requestId)
               ?.resolve({ balance: m.balance, anonAddresses: m.anonAddresses } satisfies BalanceResult);
             break;

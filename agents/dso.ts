@@ -523,7 +523,10 @@ export class Dso {
       const gasLimit =
         kind === "gas"
           ? GAS_TRANSFER
-          : ((await provider.estimateGas({ from: wallet.address, to, data, value })) * 5n) / 4n + 20_000n;
+          : // On the latest block: a node answers "pending" (the default) by executing its whole
+            // mempool first, and a mint does not depend on what is pending.
+            ((await provider.estimateGas({ from: wallet.address, to, data, value, blockTag: "latest" })) * 5n) / 4n +
+            20_000n;
       const raw = await wallet.signTransaction({ chainId, nonce, to, data, value, gasLimit, ...feeFields });
       out.push({ hash: Transaction.from(raw).hash as string, kind, nonce, raw, ...extra });
       nonce++;
@@ -559,7 +562,7 @@ export class Dso {
     for (const tx of batch.txs) {
       if (fresh) {
         // Signed just now: it cannot be on chain yet.
-        await provider.broadcastTransaction(tx.raw);
+        await sendRaw(provider, tx.raw);
         continue;
       }
       const receipt = await provider.getTransactionReceipt(tx.hash);
@@ -575,7 +578,7 @@ export class Dso {
         continue;
       }
       try {
-        await provider.broadcastTransaction(tx.raw);
+        await sendRaw(provider, tx.raw);
       } catch (e) {
         // "already known" from a node that has it is fine; a node that refused it (e.g. the DSO
         // has no ether left) is not: fail this pass, so the loop retries and reports it.
@@ -671,6 +674,17 @@ export class Dso {
       if (this.#running) await this.#o.clock.sleep(this.#o.logPollIntervalMs);
     }
   }
+}
+
+/**
+ * Broadcasts signed bytes. Straight eth_sendRawTransaction where the provider speaks JSON-RPC:
+ * ethers' broadcastTransaction recovers the sender from the signature (an elliptic-curve
+ * recovery) to build a response the DSO never reads, once per gas transfer and mint.
+ */
+async function sendRaw(provider: Provider, raw: string): Promise<void> {
+  const rpc = provider as Provider & { send?: (method: string, params: unknown[]) => Promise<unknown> };
+  if (typeof rpc.send === "function") await rpc.send("eth_sendRawTransaction", [raw]);
+  else await provider.broadcastTransaction(raw);
 }
 
 /**

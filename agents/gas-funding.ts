@@ -49,7 +49,9 @@ export class GasFunder {
     let done = this.#funded.get(key);
     if (!done) {
       done = (async () => {
-        const tx = await this.#signer.sendTransaction({ to: key, value: this.#amountWei });
+        // A plain transfer to a fresh address: 21,000 gas, no estimate (a round trip, and a node's
+        // estimate on its pending state executes the whole mempool).
+        const tx = await this.#signer.sendTransaction({ to: key, value: this.#amountWei, gasLimit: 21_000n });
         const receipt = await this.#chain.waitForReceipt(tx.hash);
         if (receipt?.status !== 1) {
           throw new PetraError("TX_FAILED", `gas funding of ${key} failed`, { address: key, txHash: tx.hash });

@@ -1,3 +1,4 @@
+import type { Agent } from "node:http";
 import type { JsonRpcProvider, Signer, TransactionReceipt } from "ethers";
 import type { EnergyMarket } from "../typechain-types";
 
@@ -34,6 +35,14 @@ export interface ZmqConnectable {
   connect(endpoint: string): void;
 }
 
+/** An HTTP destination as a transport routes it (Transport.httpRoute). */
+export interface HttpRoute {
+  /** The URL to request: the one asked for, or its onion rewrite in Tor mode. */
+  url: string;
+  /** The agent whose connections leave as the identity (pass it to http.request). */
+  agent: Agent;
+}
+
 /** How an agent's bytes leave it. `identity` is the pseudonym (or household) the traffic belongs to. */
 export interface Transport {
   readonly kind: "direct" | "tor";
@@ -49,6 +58,14 @@ export interface Transport {
    * endpoint string, because Tor mode must also set socket options.
    */
   zmqConnect(socket: ZmqConnectable, endpoint: string, identity: string): void;
+  /**
+   * How plain HTTP requests to `url` (the relayer's API) leave as `identity`: from the household's
+   * source address in direct mode; in Tor mode over the identity's circuit, or, when `subject` (the
+   * Ethereum address the request concerns, e.g. a withdrawal's recipient) is given and the
+   * transport isolates by address, over that address's own circuit, the one its JSON-RPC requests
+   * use. Ask per request: in Tor mode the agent changes after a circuit is retired.
+   */
+  httpRoute(url: string, identity: string, subject?: string): HttpRoute;
   close(): Promise<void>;
 }
 

@@ -5,6 +5,10 @@
  * importing anything from here. In direct mode each household leaves from its own 127.0.0.x, so
  * the log links requests to households; in Tor mode it shows only the exits' addresses.
  *
+ * The same proxy sits in front of the zk relayer (`protocol: "relayer"`, records labelled
+ * `observer: "relayer"`, in the same log): what the relayer's operator sees is the source of each
+ * request and the pseudonym it pays out to.
+ *
  * Times come from an injected clock (wall time by default: in live mode the observation IS the
  * wall clock) so runs can be replayed.
  */
@@ -32,6 +36,11 @@ export interface ObservedConnection {
  * A transaction the observer saw submitted (eth_sendRawTransaction), with the connection it came
  * from. The operator of an RPC node sees the plaintext JSON-RPC, so this is what it can log; over
  * Tor the source is an exit (here 127.0.0.1), not the household.
+ *
+ * At the relayer (`observer: "relayer"`) it is a transaction the relayer sent for a request from
+ * that source, and `txFrom` is the address the request acted for (the withdrawal's recipient, a
+ * pseudonym), not the relayer's own account that signs it on chain: the link a relayer operator
+ * can draw, in the form the network-level attack already reads (attacks/heuristic-network.ts).
  */
 export interface ObservedTransaction {
   kind: "transaction";
@@ -56,6 +65,12 @@ export interface NetworkObserverOptions {
   targetPort: number;
   /** JSONL file to append records to; without it records are only kept in memory. */
   logPath?: string;
+  /**
+   * What the proxied service speaks, so the observer knows what to decode: "json-rpc" (default;
+   * eth_sendRawTransaction) or "relayer" (POST /v1/relay: the recipient, and the transactions the
+   * answer names).
+   */
+  protocol?: "json-rpc" | "relayer";
   /** One-way delay per chunk and direction, as DelayProxy (0: none). Default 0. */
   delayMs?: number;
   /** Milliseconds since the epoch. Default Date.now. */
@@ -86,6 +101,10 @@ export class NetworkObserver {
     check(Number.isInteger(options.targetPort) && options.targetPort > 0, "targetPort", "must be a port number");
     const now = options.now ?? Date.now;
     const name = options.name ?? "rpc";
+    const protocol = options.protocol ?? "json-rpc";
+    check(protocol === "json-rpc" || protocol === "relayer", "protocol", `must be "json-rpc" or "relayer"`, {
+      protocol,
+    });
     const target = `${targetHost}:${options.targetPort}`;
     if (options.logPath) mkdirSync(dirname(options.logPath), { recursive: true });
     let observer: NetworkObserver | undefined;
@@ -109,22 +128,37 @@ export class NetworkObserver {
         record.bytesFromSource += n;
       });
       const requests = new HttpRequestReader();
-      client.on("data", (chunk: Buffer) => {
-        for (const body of requests.push(chunk)) {
-          for (const tx of submittedTransactions(body)) {
-            const seen: ObservedTransaction = {
-              kind: "transaction",
-              observer: name,
-              sourceAddress: record.sourceAddress,
-              sourcePort: record.sourcePort,
-              atMs: now(),
-              ...tx,
-            };
-            observer?.transactions.push(seen);
-            if (options.logPath) appendFileSync(options.logPath, `${JSON.stringify(seen)}\n`);
+      const seen = (tx: { txHash: string; txFrom: string }, atMs: number) => {
+        const r: ObservedTransaction = {
+          kind: "transaction",
+          observer: name,
+          sourceAddress: record.sourceAddress,
+          sourcePort: record.sourcePort,
+          atMs,
+          ...tx,
+        };
+        observer?.transactions.push(r);
+        if (options.logPath) appendFileSync(options.logPath, `${JSON.stringify(r)}\n`);
+      };
+      if (protocol === "relayer") {
+        // HTTP/1.1 answers come back in request order on a connection, so a queue pairs them.
+        const pending: { recipient: string | undefined; atMs: number }[] = [];
+        const responses = new HttpRequestReader();
+        client.on("data", (chunk: Buffer) => {
+          for (const body of requests.push(chunk)) pending.push({ recipient: relayRecipient(body), atMs: now() });
+        });
+        upstream.on("data", (chunk: Buffer) => {
+          for (const body of responses.push(chunk)) {
+            const request = pending.shift();
+            if (!request?.recipient) continue;
+            for (const txHash of relayedTransactions(body)) seen({ txHash, txFrom: request.recipient }, request.atMs);
           }
-        }
-      });
+        });
+      } else {
+        client.on("data", (chunk: Buffer) => {
+          for (const body of requests.push(chunk)) for (const tx of submittedTransactions(body)) seen(tx, now());
+        });
+      }
       pipeWithDelay(upstream, client, delayMs, (n) => {
         record.bytesToSource += n;
       });
@@ -172,9 +206,34 @@ export function readObserverLog(text: string): ObserverLogRecord[] {
     .map((l) => JSON.parse(l) as ObserverLogRecord);
 }
 
+/** The recipient of a relay request body (its mixer withdrawal's), if it is one. */
+export function relayRecipient(body: string): string | undefined {
+  try {
+    const r = (JSON.parse(body) as { mixer?: { recipient?: unknown } })?.mixer?.recipient;
+    return typeof r === "string" && /^0x[0-9a-fA-F]{40}$/.test(r) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The hashes of the transactions a relayer's answer reports as sent ([] for a refusal or anything else). */
+export function relayedTransactions(body: string): string[] {
+  try {
+    const a = JSON.parse(body) as { ok?: unknown; transactions?: unknown };
+    if (a?.ok !== true || !Array.isArray(a.transactions)) return [];
+    return a.transactions
+      .map((t) => (t as { hash?: unknown })?.hash)
+      .filter((h): h is string => typeof h === "string" && /^0x[0-9a-fA-F]{64}$/.test(h));
+  } catch {
+    return [];
+  }
+}
+
 /**
- * Splits a client's byte stream into HTTP request bodies (Content-Length framing, as ethers and
- * every JSON-RPC client send them). Keeps at most one partial request buffered.
+ * Splits an HTTP/1.1 byte stream into message bodies: requests as ethers and every JSON-RPC client
+ * send them, or a server's answers. Content-Length and chunked framing (no trailers); a message
+ * with neither has no body, which is right for requests and for the answers this observer reads.
+ * Keeps at most one partial message buffered.
  */
 export class HttpRequestReader {
   #buffer = Buffer.alloc(0);
@@ -186,16 +245,41 @@ export class HttpRequestReader {
       const headerEnd = this.#buffer.indexOf("\r\n\r\n");
       if (headerEnd < 0) break;
       const headers = this.#buffer.subarray(0, headerEnd).toString("latin1");
+      const start = headerEnd + 4;
+      if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(headers)) {
+        const parsed = dechunk(this.#buffer, start);
+        if (!parsed) break;
+        bodies.push(parsed.body.toString("utf8"));
+        this.#buffer = this.#buffer.subarray(parsed.end);
+        continue;
+      }
       const m = /\r\ncontent-length:\s*(\d+)/i.exec(headers);
-      const length = m ? Number(m[1]) : 0;
-      const total = headerEnd + 4 + length;
+      const total = start + (m ? Number(m[1]) : 0);
       if (this.#buffer.length < total) break;
-      bodies.push(this.#buffer.subarray(headerEnd + 4, total).toString("utf8"));
+      bodies.push(this.#buffer.subarray(start, total).toString("utf8"));
       this.#buffer = this.#buffer.subarray(total);
     }
     // A stream that is not HTTP must not grow the buffer without bound.
     if (this.#buffer.length > 1 << 20) this.#buffer = Buffer.alloc(0);
     return bodies;
+  }
+}
+
+/** A chunked body starting at `from`: its bytes and where the message ends, or undefined while incomplete. */
+function dechunk(buffer: Buffer, from: number): { body: Buffer; end: number } | undefined {
+  const parts: Buffer[] = [];
+  let at = from;
+  for (;;) {
+    const lineEnd = buffer.indexOf("\r\n", at);
+    if (lineEnd < 0) return undefined;
+    const size = Number.parseInt(buffer.subarray(at, lineEnd).toString("latin1").split(";")[0] as string, 16);
+    // Not chunked after all: give up on the stream's framing rather than misread it.
+    if (!Number.isFinite(size)) return { body: Buffer.alloc(0), end: buffer.length };
+    const dataEnd = lineEnd + 2 + size;
+    if (buffer.length < dataEnd + 2) return undefined;
+    if (size === 0) return { body: Buffer.concat(parts), end: dataEnd + 2 };
+    parts.push(buffer.subarray(lineEnd + 2, dataEnd));
+    at = dataEnd + 2;
   }
 }
 

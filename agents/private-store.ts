@@ -38,6 +38,13 @@ export interface StoredNote {
   pool: string;
   status: EntryStatus;
   requestId?: string;
+  /** Set for a note a pseudonym's deposit-back paid for (not the household's account). */
+  pseudonym?: string;
+  /** The pseudonym's FinancialDeposited transaction that paid for it. */
+  depositTx?: string;
+  /** The one-off desk key (secret, hex) and the pseudonym's certificate for it: to re-send the claim. */
+  claimKey?: string;
+  keyCertificate?: string;
 }
 
 const decimal = z.string().regex(/^[0-9]+$/);
@@ -70,6 +77,22 @@ const fileSchema = z
           pool: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
           status,
           requestId: z.string().optional(),
+          pseudonym: z
+            .string()
+            .regex(/^0x[0-9a-fA-F]{40}$/)
+            .optional(),
+          depositTx: z
+            .string()
+            .regex(/^0x[0-9a-f]{64}$/)
+            .optional(),
+          claimKey: z
+            .string()
+            .regex(/^[0-9a-f]{64}$/)
+            .optional(),
+          keyCertificate: z
+            .string()
+            .regex(/^0x[0-9a-fA-F]{130}$/)
+            .optional(),
         })
         .strict(),
     ),
@@ -161,6 +184,10 @@ export class PrivateStore {
         pool: n.pool,
         status: n.status,
         ...(n.requestId ? { requestId: n.requestId } : {}),
+        ...(n.pseudonym ? { pseudonym: n.pseudonym } : {}),
+        ...(n.depositTx ? { depositTx: n.depositTx } : {}),
+        ...(n.claimKey ? { claimKey: n.claimKey } : {}),
+        ...(n.keyCertificate ? { keyCertificate: n.keyCertificate } : {}),
       })),
       gasDropped: [...this.gasDropped],
       seq: this.#seq,

@@ -1,10 +1,12 @@
 import type * as http from "node:http";
-import { getAddress, type Provider } from "ethers";
+import { bytesToHex } from "@noble/hashes/utils";
+import { getAddress, type Provider, type Signer } from "ethers";
 import { z } from "zod";
 import { check, PetraError } from "../common/errors";
 import {
   type Allowance,
   allowanceCommitment,
+  allowanceInner,
   allowanceNullifierHash,
   freshSecret,
   splitAllowance,
@@ -12,13 +14,14 @@ import {
 import type { MerkleTree } from "../mixer/merkle-tree";
 import { createNote, noteCommitment, noteNullifierHash } from "../mixer/note";
 import { buildPoseidon, type Poseidon } from "../mixer/poseidon";
-import { Prover } from "../mixer/prover";
+import { Prover, toSolidityProof } from "../mixer/prover";
 import { proveAllowanceWithdrawal, proveMixerWithdrawal, RelayerClient } from "../mixer/relayer-client";
 import type { AllowanceWithdrawalWire, MixerWithdrawalWire, RelayerStatus } from "../mixer/relayer-protocol";
 import { syncAllowanceTree, syncMixerTree } from "../mixer/tree-sync";
-import { AllowanceVault__factory, Mixer__factory } from "../typechain-types";
+import { AllowanceVault__factory, EnergyMarket__factory, Mixer__factory } from "../typechain-types";
 import { AllowanceDeskClient } from "./allowance-desk-client";
-import type { DeskRefused, Direction } from "./allowance-messages";
+import { type DeskRefused, type Direction, depositBackKeyText } from "./allowance-messages";
+import { publicKeyHex, type SigningKey, signingKeyFromHex } from "./envelope";
 import type { Clock, Transport } from "./interfaces";
 import { PrivateStore, type StoredAllowance, type StoredNote } from "./private-store";
 import type { AssetWithdrawer, WithdrawOutcome, WithdrawRequest } from "./prosumer";
@@ -47,7 +50,12 @@ export interface PrivateWithdrawerOptions {
   clock: Clock;
   /** Reads (trees, nullifiers) through the household's own transport. */
   provider: Provider;
-  desk: Pick<AllowanceDeskClient, "requestAllowance" | "depositNotes">;
+  desk: Pick<AllowanceDeskClient, "requestAllowance" | "depositNotes" | "redeemNote">;
+  /**
+   * A desk client speaking as a pseudonym (its address as `from`, a one-off key), over the
+   * pseudonym's own transport: for deposit-backs. Without it, depositBack() is refused.
+   */
+  pseudonymDesk?: (o: { address: string; key: SigningKey }) => Pick<AllowanceDeskClient, "depositBack" | "close">;
   relayer: Pick<RelayerClient, "status" | "relay">;
   prover: Prover;
   store: PrivateStore;
@@ -122,6 +130,29 @@ export function coverWithNotes(o: {
   };
   walk(0, [], 0n);
   return best?.notes;
+}
+
+/** What a pseudonym's deposit-back did: notes the household now holds, and the change left on the pseudonym. */
+export interface DepositBackOutcome {
+  pseudonym: string;
+  /** Money moved into notes. */
+  amount: bigint;
+  notes: number;
+  /** Below the smallest denomination: stays on the pseudonym. */
+  change: bigint;
+  /** Desk refusals, "reason: message" (the deposit is on chain; its notes stay "requested"). */
+  refused: string[];
+  /** Block of the last depositFinancial it mined; undefined when it deposited nothing. */
+  lastDepositBlock?: number;
+}
+
+/** What redeeming the household's notes at the desk did. */
+export interface RedemptionOutcome {
+  redeemed: number;
+  amount: bigint;
+  /** Account balance after the last credit, as the desk reported it. */
+  balance: number | undefined;
+  refused: string[];
 }
 
 /** Where a successful withdrawal's time went, ms on the withdrawer's clock. */
@@ -213,7 +244,7 @@ export class PrivateWithdrawer implements AssetWithdrawer {
       for (const d of notes) wanted.set(d, (wanted.get(d) ?? 0) + 1);
     }
     for (const n of this.#store.notes) {
-      if (n.status === "unspent" || n.status === "requested") {
+      if (n.status === "unspent" || (n.status === "requested" && !n.pseudonym)) {
         const d = n.note.denomination;
         if ((wanted.get(d) ?? 0) > 0) wanted.set(d, (wanted.get(d) ?? 0) - 1);
       }
@@ -264,12 +295,22 @@ export class PrivateWithdrawer implements AssetWithdrawer {
       capW: Number(entry.capW),
       windowStart: Number(entry.windowStart),
       windowEnd: Number(entry.windowEnd),
-      commitment: allowanceCommitment(this.#p(), entry),
+      inner: allowanceInner(this.#p(), entry),
     });
     if (r.type === "deskRefused") {
       this.#store.allowances = this.#store.allowances.filter((a) => a !== entry);
       this.#store.save();
       throw refused(r, `${entry.direction} allowance of ${entry.capW} W`);
+    }
+    if (BigInt(r.commitment) !== allowanceCommitment(this.#p(), entry)) {
+      // The desk hashed another cap or window than asked: the leaf is not this allowance, and a
+      // proof spending the stored one would name a leaf that is not in the tree.
+      this.#store.allowances = this.#store.allowances.filter((a) => a !== entry);
+      this.#store.save();
+      throw new PetraError(
+        "DSO_REFUSED",
+        `allowance desk issued leaf ${r.commitment} for ${entry.direction} ${entry.capW} W over [${entry.windowStart}, ${entry.windowEnd}], not the expected one`,
+      );
     }
     entry.status = "unspent";
     this.#store.save();
@@ -330,7 +371,14 @@ export class PrivateWithdrawer implements AssetWithdrawer {
     s.save();
     for (const a of s.allowances.filter((x) => x.status === "requested")) await this.#sendAllowanceRequest(a);
     const byRequest = new Map<string, StoredNote[]>();
-    for (const n of s.notes.filter((x) => x.status === "requested")) {
+    for (const n of s.notes.filter((x) => x.status === "requested" && x.pseudonym)) {
+      // A deposit-back the desk may have finished before the crash: the pool's events say.
+      const pool = Mixer__factory.connect(n.pool, this.#o.provider);
+      const logs = await pool.queryFilter(pool.filters.Deposit(noteCommitment(this.#p(), n.note)), this.#o.fromBlock);
+      if (logs.length > 0) n.status = "unspent";
+    }
+    s.save();
+    for (const n of s.notes.filter((x) => x.status === "requested" && !x.pseudonym)) {
       const list = byRequest.get(n.requestId as string) ?? [];
       list.push(n);
       byRequest.set(n.requestId as string, list);
@@ -553,6 +601,177 @@ export class PrivateWithdrawer implements AssetWithdrawer {
     }
   }
 
+  // ------------------------------------------------------------------ money back
+
+  /**
+   * At the end of a pseudonym's life: its money goes back to the DSO as notes the household holds,
+   * without the DSO learning whose pseudonym it was. Per denomination (largest first) the pseudonym
+   * deposits k x d back (FinancialDeposited) and claims k fresh note commitments at the desk under a
+   * one-off key it certifies; the change below the smallest denomination stays on it. The notes are
+   * stored before the deposit leaves, so a crash loses no secret. They can pay later withdrawals,
+   * or be redeemed into the household's account (redeemNotes).
+   */
+  async depositBack(pseudonym: Signer): Promise<DepositBackOutcome> {
+    const o = this.#o;
+    const address = getAddress(await pseudonym.getAddress());
+    const pools = [...o.pools.entries()].sort(([a], [b]) => (a > b ? -1 : 1));
+    const first = pools[pools.length - 1];
+    if (!o.pseudonymDesk || !first) {
+      throw new PetraError("INVALID_ARGUMENT", "depositBack: needs pools and a pseudonymDesk factory");
+    }
+    const anyPool = Mixer__factory.connect(first[1], o.provider);
+    const [marketAddress, dso] = await Promise.all([anyPool.market(), anyPool.dso()]);
+    const market = EnergyMarket__factory.connect(marketAddress, pseudonym);
+    let balance = await market.financialBalance(address);
+    const out: DepositBackOutcome = { pseudonym: address, amount: 0n, notes: 0, change: 0n, refused: [] };
+    const random = o.randomBytes ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
+    for (const [denomination, pool] of pools) {
+      for (let count = balance / denomination; count > 0n; ) {
+        const k = count > 64n ? 64n : count;
+        // A random request id: a counter from the household's store would chain its pseudonyms.
+        const requestId = `back:${bytesToHex(random(12))}`;
+        const entries: StoredNote[] = Array.from({ length: Number(k) }, () => ({
+          note: createNote({ chainId: o.chainId, denomination, randomBytes: o.randomBytes }),
+          pool: getAddress(pool),
+          status: "requested",
+          requestId,
+          pseudonym: address,
+        }));
+        this.#store.notes.push(...entries);
+        this.#store.save();
+        const tx = await market.depositFinancial(k * denomination);
+        const receipt = await tx.wait();
+        if (receipt) out.lastDepositBlock = receipt.blockNumber;
+        if (receipt?.status !== 1) {
+          this.#store.notes = this.#store.notes.filter((n) => !entries.includes(n));
+          this.#store.save();
+          throw new PetraError(
+            "TX_FAILED",
+            `depositBack: depositFinancial(${k * denomination}) from ${address} failed`,
+          );
+        }
+        const claimKey = bytesToHex(random(32));
+        const keyCertificate = await pseudonym.signMessage(
+          depositBackKeyText({ chainId: o.chainId, dso, keyHex: publicKeyHex(signingKeyFromHex(claimKey)) }),
+        );
+        for (const e of entries) Object.assign(e, { depositTx: tx.hash, claimKey, keyCertificate });
+        this.#store.save();
+        const refusal = await this.#claim(entries).catch((e: unknown) => `UNSENT: ${String(e)}`);
+        if (refusal) {
+          out.refused.push(refusal);
+          o.log?.(`deposit-back ${address}: ${k} x ${denomination}: ${refusal} (kept; claimed again later)`);
+        } else {
+          out.notes += entries.length;
+          out.amount += k * denomination;
+        }
+        balance -= k * denomination;
+        count -= k;
+      }
+    }
+    out.change = balance;
+    o.log?.(`deposit-back ${address}: ${out.notes} note(s), ${out.amount} money units; change ${out.change} stays`);
+    return out;
+  }
+
+  /**
+   * Claims the notes of one deposit-back at the desk, as the pseudonym (its stored one-off key and
+   * certificate, so a claim can be re-sent after a failure without the pseudonym's signer).
+   * Undefined when the notes are in; otherwise the desk's refusal.
+   */
+  async #claim(entries: StoredNote[]): Promise<string | undefined> {
+    const o = this.#o;
+    const e0 = entries[0] as StoredNote;
+    if (!o.pseudonymDesk || !e0.pseudonym || !e0.claimKey || !e0.keyCertificate || !e0.depositTx) {
+      throw new PetraError("INVALID_ARGUMENT", "depositBack: a claim needs pseudonymDesk, the key and the deposit");
+    }
+    // The desk takes a pseudonym sender as a lower-case address.
+    const desk = o.pseudonymDesk({ address: e0.pseudonym.toLowerCase(), key: signingKeyFromHex(e0.claimKey) });
+    try {
+      const r = await desk.depositBack({
+        requestId: e0.requestId as string,
+        txHash: e0.depositTx,
+        denomination: e0.note.denomination,
+        commitments: entries.map((e) => noteCommitment(this.#p(), e.note)),
+        keyCertificate: e0.keyCertificate,
+      });
+      if (r.type === "deskRefused") return `${r.reason}: ${r.message}`;
+      for (const e of entries) e.status = "unspent";
+      this.#store.save();
+      return undefined;
+    } finally {
+      desk.close();
+    }
+  }
+
+  /**
+   * Redeems every unspent note into the household's account at the desk: a mixer withdrawal proof
+   * to the DSO's address, relayed by the DSO, fee 0. The desk submits it and credits the note once
+   * it is mined. A refused note is looked up on chain: spent stays spent, anything else unspent.
+   */
+  async redeemNotes(): Promise<RedemptionOutcome> {
+    const o = this.#o;
+    const p = this.#p();
+    const out: RedemptionOutcome = { redeemed: 0, amount: 0n, balance: undefined, refused: [] };
+    // Deposit-backs whose claim did not get through: once more (the desk answers a known one again).
+    const claims = new Map<string, StoredNote[]>();
+    for (const n of this.#store.notes.filter((x) => x.status === "requested" && x.depositTx && x.claimKey)) {
+      claims.set(n.requestId as string, [...(claims.get(n.requestId as string) ?? []), n]);
+    }
+    for (const entries of claims.values()) {
+      const refusal = await this.#claim(entries).catch((e: unknown) => `UNSENT: ${String(e)}`);
+      if (refusal) out.refused.push(refusal);
+    }
+    const notes = this.#store.notes.filter((n) => n.status === "unspent");
+    const trees = new Map<string, MerkleTree>();
+    const at = { fromBlock: o.fromBlock, toBlock: await o.provider.getBlockNumber() };
+    for (const n of notes) {
+      if (!trees.has(n.pool)) trees.set(n.pool, await syncMixerTree(Mixer__factory.connect(n.pool, o.provider), at));
+    }
+    for (const n of notes) {
+      const dso = await Mixer__factory.connect(n.pool, o.provider).dso();
+      const wire = await proveMixerWithdrawal({
+        prover: o.prover,
+        poseidon: p,
+        tree: trees.get(n.pool) as MerkleTree,
+        note: n.note,
+        pool: n.pool,
+        recipient: dso,
+        relayer: dso,
+        fee: 0n,
+      });
+      const proof = toSolidityProof(wire.proof as Parameters<typeof toSolidityProof>[0]);
+      n.status = "spending";
+      n.requestId = `${o.householdId}:redeem:${this.#store.nextId("r")}`;
+      this.#store.save();
+      const r = await o.desk.redeemNote({
+        requestId: n.requestId,
+        pool: getAddress(n.pool),
+        root: wire.root,
+        nullifierHash: wire.nullifierHash,
+        proof: {
+          pA: [proof.pA[0].toString(), proof.pA[1].toString()],
+          pB: [
+            [proof.pB[0][0].toString(), proof.pB[0][1].toString()],
+            [proof.pB[1][0].toString(), proof.pB[1][1].toString()],
+          ],
+          pC: [proof.pC[0].toString(), proof.pC[1].toString()],
+        },
+      });
+      if (r.type === "noteRedeemed") {
+        n.status = "spent";
+        out.redeemed++;
+        out.amount += n.note.denomination;
+        out.balance = r.balance;
+      } else {
+        out.refused.push(`${r.reason}: ${r.message}`);
+        n.status = (await this.#spentOnChain(n)) ? "spent" : "unspent";
+      }
+      this.#store.save();
+    }
+    o.log?.(`redeemed ${out.redeemed} note(s), ${out.amount} money units; balance ${out.balance ?? "?"}`);
+    return out;
+  }
+
   /** Timings of the successful withdrawals so far, in order. */
   get timings(): readonly WithdrawalTiming[] {
     return this.#timings;
@@ -599,8 +818,9 @@ export type PrivateWithdrawalConfig = z.input<typeof privateWithdrawalConfigSche
 
 /**
  * Builds and prepares a PrivateWithdrawer for a prosumer process: desk client over the
- * household's transport, relayer client over `relayerAgent` (the household's source address, or
- * a SOCKS agent), a warm prover, the store. close() releases all of them.
+ * household's transport, relayer client over the same transport (Transport.httpRoute: the
+ * household's source address, or a circuit per pseudonym) unless `relayerAgent` is given, a warm
+ * prover, the store. close() releases all of them.
  */
 export async function startPrivateWithdrawer(o: {
   config: PrivateWithdrawalConfig;
@@ -636,7 +856,22 @@ export async function startPrivateWithdrawer(o: {
     clock: o.clock,
     provider: o.provider,
     desk,
-    relayer: new RelayerClient({ url: c.relayerUrl, ...(o.relayerAgent ? { agent: o.relayerAgent } : {}) }),
+    relayer: new RelayerClient({
+      url: c.relayerUrl,
+      ...(o.relayerAgent ? { agent: o.relayerAgent } : { transport: o.transport, identity: o.householdId }),
+    }),
+    // Each deposit-back speaks as its pseudonym, on the route its pseudonym's own traffic takes.
+    pseudonymDesk: ({ address, key }) =>
+      new AllowanceDeskClient({
+        endpoint: c.deskEndpoint,
+        householdId: address,
+        key,
+        clock: o.clock,
+        dsoPublicKeyHex: o.dsoPublicKeyHex,
+        transport: pseudonymRoute(o.transport, o.householdId, address),
+        timeoutMs: c.deskTimeoutMs,
+        attempts: 4,
+      }),
     prover,
     store: PrivateStore.open(c.storeFile, o.householdId),
     chainId: o.chainId,
@@ -656,6 +891,26 @@ export async function startPrivateWithdrawer(o: {
     throw e;
   }
   return { withdrawer, close };
+}
+
+/**
+ * `transport` with its ZeroMQ connections made as the pseudonym `address` of `householdId`: over
+ * Tor on the pseudonym's own circuit (the "household/address" identity its JSON-RPC traffic uses
+ * under address isolation); directly, from the household's source address, as all its pseudonyms'
+ * traffic leaves.
+ */
+function pseudonymRoute(transport: Transport, householdId: string, address: string): Transport {
+  const identity = transport.kind === "tor" ? `${householdId}/${address.toLowerCase()}` : householdId;
+  return new Proxy(transport, {
+    get(target, prop) {
+      if (prop === "zmqConnect") {
+        return (socket: Parameters<Transport["zmqConnect"]>[0], endpoint: string) =>
+          target.zmqConnect(socket, endpoint, identity);
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
 }
 
 /**

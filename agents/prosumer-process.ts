@@ -10,8 +10,8 @@
  * is gone), so a crashed runner leaves no household behind.
  */
 import * as fs from "node:fs";
-import * as http from "node:http";
 import * as readline from "node:readline";
+import type { Signer } from "ethers";
 import { z } from "zod";
 import { PetraError } from "../common/errors";
 import { LiveChain } from "./chain-live";
@@ -182,9 +182,6 @@ async function main(configPath: string): Promise<number> {
           clock,
           provider: chain.provider,
           transport,
-          ...(c.transport.kind === "direct"
-            ? { relayerAgent: new http.Agent({ localAddress: c.sourceAddress, keepAlive: true }) }
-            : {}),
           dsoPublicKeyHex: c.dsoPublicKeyHex,
           longTermSecretHex: c.longTermSecretHex,
           plan: planFromForecast({
@@ -218,8 +215,18 @@ async function main(configPath: string): Promise<number> {
     fromBlock: c.fromBlock,
     record,
     log,
+    ...(zk ? { moneyBack: (pseudonym: Signer) => zk.withdrawer.depositBack(pseudonym) } : {}),
   });
   const { drained } = await prosumer.run();
+  // zk: the notes the household holds (deposit-backs and unused withdrawal notes) go back into its
+  // account at the desk, under its own name.
+  if (zk) {
+    const r = await zk.withdrawer.redeemNotes().catch((e: unknown) => {
+      log(`note redemption failed: ${String(e)}`);
+      return undefined;
+    });
+    if (r) out({ redeemed: r.redeemed, redeemedAmount: String(r.amount), refused: r.refused.length });
+  }
   out({ done: true, drained, mainAddress: wallet.main().address });
   client.close();
   await zk?.close();

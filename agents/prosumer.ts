@@ -1,11 +1,5 @@
 import type { ContractTransactionResponse, EventFragment, Signer, TransactionReceipt } from "ethers";
-import {
-  emptyMarketState,
-  type MarketEvent,
-  type MarketState,
-  replayMarket,
-  toMarketEvent,
-} from "../attacks/market-replay";
+import { type MarketEvent, MarketReplay, type MarketState, toMarketEvent } from "../attacks/market-replay";
 import { check } from "../common/errors";
 import type { EnergyMarket } from "../typechain-types";
 import { EnergyMarket__factory } from "../typechain-types";
@@ -102,6 +96,15 @@ export interface ProsumerOptions {
   record: (r: ProsumerRecord) => void;
   /** Log lines for humans. */
   log?: (line: string) => void;
+  /**
+   * zk withdrawals only: a retired pseudonym's money goes back as mixer notes the household holds
+   * (PrivateWithdrawer.depositBack), since a plain depositFinancial credits the household only when
+   * the DSO knows the pseudonym. Called once per pseudonym; the change below the smallest
+   * denomination stays on it.
+   */
+  moneyBack?: (
+    pseudonym: Signer,
+  ) => Promise<{ amount: bigint; change: bigint; refused: readonly string[]; lastDepositBlock?: number }>;
 }
 
 const MARKET = EnergyMarket__factory.createInterface();
@@ -134,7 +137,9 @@ function parseMarketLog(log: ChainLog): MarketEvent | undefined {
  */
 export class Prosumer {
   readonly #o: ProsumerOptions;
-  readonly #state: MarketState = emptyMarketState();
+  /** The market from the logs, pruned to what can still change: a day's history would grow with every block. */
+  readonly #replay = new MarketReplay({ prune: true });
+  readonly #state: MarketState = this.#replay.state;
   readonly #mine = new Set<string>();
   /**
    * Ids of this household's assets and offers, kept as the logs arrive; entries the market no
@@ -153,6 +158,8 @@ export class Prosumer {
   readonly #busyOffers = new Map<bigint, number>();
   /** Addresses with a money deposit in flight. */
   readonly #busyMoney = new Map<string, number>();
+  /** zk mode: pseudonyms whose money went back as notes (what is left on them is change). */
+  readonly #movedBack = new Set<string>();
   readonly #committed = new Map<string, bigint>();
   readonly #timers: Cancel[] = [];
   #watch?: Cancel;
@@ -233,13 +240,8 @@ export class Prosumer {
   }
 
   #onLogs(logs: ChainLog[]): void {
-    const events = [];
-    for (const log of logs) {
-      const ev = parseMarketLog(log);
-      if (ev) events.push(ev);
-      this.#replayedBlock = Math.max(this.#replayedBlock, log.blockNumber);
-    }
-    replayMarket(events, this.#state);
+    const events = this.#replay.apply(logs, parseMarketLog);
+    this.#replayedBlock = Math.max(this.#replayedBlock, this.#replay.position?.blockNumber ?? -1);
     for (const ev of events) {
       if (ev.name === "AssetAdded" && this.#mine.has(ev.anonAddress)) this.#ownAssets.add(ev.assetID);
       else if (ev.name === "AssetSplit" && this.#mine.has(ev.owner)) this.#ownAssets.add(ev.assetID);
@@ -367,6 +369,10 @@ export class Prosumer {
     for (const address of this.#mine) {
       const balance = this.#state.balances.get(address) ?? 0n;
       if (balance <= 0n || this.#busyMoney.has(address) || !this.#retired(address)) continue;
+      if (this.#o.moneyBack) {
+        if (!this.#movedBack.has(address)) this.#moneyBack(address);
+        continue;
+      }
       this.#send(
         "deposit-money",
         address,
@@ -399,7 +405,9 @@ export class Prosumer {
       const a = this.#state.assets.get(id);
       if (a && this.#mine.has(a.owner)) return false;
     }
-    for (const address of this.#mine) if ((this.#state.balances.get(address) ?? 0n) > 0n) return false;
+    for (const address of this.#mine) {
+      if ((this.#state.balances.get(address) ?? 0n) > 0n && !this.#movedBack.has(address)) return false;
+    }
     return true;
   }
 
@@ -480,6 +488,50 @@ export class Prosumer {
       this.#gasReady.set(address, ready);
     }
     return ready;
+  }
+
+  /** zk mode's deposit-money: once per pseudonym, recorded like a transaction. */
+  #moneyBack(address: string): void {
+    const o = this.#o;
+    const moneyBack = o.moneyBack as NonNullable<ProsumerOptions["moneyBack"]>;
+    this.#busyMoney.set(address, NOT_YET);
+    this.#inFlight++;
+    void (async () => {
+      const sentAtMs = o.clock.now();
+      let reason: string | undefined;
+      let amount = 0n;
+      let depositBlock: number | undefined;
+      try {
+        await this.#ensureGas(address);
+        const r = await moneyBack(this.#signerFor(address));
+        amount = r.amount;
+        depositBlock = r.lastDepositBlock;
+        if (r.refused.length > 0) reason = r.refused.join("; ");
+      } catch (e) {
+        reason = short(e);
+      }
+      // Once, whatever happened: a failure is recorded and what it left stays on the pseudonym.
+      this.#movedBack.add(address);
+      // The balance is settled once the block of its last market deposit is replayed. Not the
+      // latest block: the desk's note deposits after it are Mixer transactions, which no market
+      // log may follow when the market goes quiet, so waiting for them could never end. Without a
+      // mined deposit nothing of ours is pending, and movedBack keeps it from being tried again.
+      const block = depositBlock ?? this.#replayedBlock;
+      this.#busyMoney.set(address, block);
+      o.record({
+        kind: "tx",
+        action: "deposit-money",
+        from: address,
+        sentAtMs,
+        doneAtMs: o.clock.now(),
+        ok: reason === undefined,
+        block,
+        amount: String(amount),
+        ...(reason ? { reason } : {}),
+      });
+      this.#inFlight--;
+      this.#act();
+    })();
   }
 
   /**

@@ -1,4 +1,7 @@
-import { HDNodeWallet, sha256, toUtf8Bytes } from "ethers";
+import { secp256k1 } from "@noble/curves/secp256k1";
+import { hmac } from "@noble/hashes/hmac";
+import { sha512 } from "@noble/hashes/sha512";
+import { computeAddress, getBytes, HDNodeWallet, hexlify, sha256, toBeHex, toBigInt, toUtf8Bytes } from "ethers";
 import { check } from "../common/errors";
 import type { Rng } from "../common/rng";
 
@@ -112,8 +115,7 @@ export class PseudonymWallet {
     if (!p) {
       // The account node is derived once: each level of a path costs an elliptic-curve multiplication.
       this.#pseudonymAccount ??= this.#root.derivePath(PSEUDONYM_ACCOUNT_PATH);
-      const node = this.#pseudonymAccount.deriveChild(index);
-      p = { index, address: node.address, privateKey: node.privateKey };
+      p = { index, ...deriveChildKey(this.#pseudonymAccount, index) };
       this.#byIndex.set(index, p);
     }
     return p;
@@ -123,6 +125,31 @@ export class PseudonymWallet {
   used(): Pseudonym[] {
     return [...this.#byIndex.values()].sort((a, b) => a.index - b.index);
   }
+}
+
+const CURVE_ORDER = secp256k1.CURVE.n;
+
+/**
+ * BIP-32 non-hardened child `index` of `parent`: the same key and address as ethers'
+ * `parent.deriveChild(index)`, for one elliptic-curve multiplication instead of ethers' three (it
+ * also computes the child's fingerprint and builds a wallet). A day of 1,000 households derives
+ * ~100,000 pseudonyms.
+ */
+export function deriveChildKey(parent: HDNodeWallet, index: number): { address: string; privateKey: string } {
+  check(Number.isInteger(index) && index >= 0 && index < 2 ** 31, "index", `must be in [0, 2^31), got ${index}`);
+  const data = new Uint8Array(37);
+  data.set(getBytes(parent.publicKey), 0);
+  new DataView(data.buffer).setUint32(33, index);
+  const I = hmac(sha512, getBytes(parent.chainCode), data);
+  const il = toBigInt(I.subarray(0, 32));
+  const k = (il + toBigInt(parent.privateKey)) % CURVE_ORDER;
+  if (il >= CURVE_ORDER || k === 0n) {
+    // BIP-32's "proceed with the next index" case (probability ~2^-127): ethers' own handling.
+    const node = parent.deriveChild(index);
+    return { address: node.address, privateKey: node.privateKey };
+  }
+  const privateKey = toBeHex(k, 32);
+  return { address: computeAddress(hexlify(secp256k1.getPublicKey(getBytes(privateKey), false))), privateKey };
 }
 
 export function validateRotationPolicy(policy: RotationPolicy): void {

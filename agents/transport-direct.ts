@@ -2,7 +2,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { FetchRequest, JsonRpcProvider, Network } from "ethers";
 import { check, PetraError } from "../common/errors";
-import type { JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
+import type { HttpRoute, JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
 
 export interface DirectTransportOptions {
   /**
@@ -63,16 +63,7 @@ export class DirectTransport implements Transport {
   }
 
   jsonRpcProvider(url: string, identity: string, options: JsonRpcProviderOptions = {}): JsonRpcProvider {
-    const localAddress = this.sourceAddressOf(identity);
-    const isHttps = url.startsWith("https:");
-    const key = `${isHttps ? "https" : "http"}|${localAddress}`;
-    let agent = this.#agents.get(key);
-    if (!agent) {
-      agent = isHttps
-        ? new https.Agent({ localAddress, keepAlive: true })
-        : new http.Agent({ localAddress, keepAlive: true });
-      this.#agents.set(key, agent);
-    }
+    const agent = this.#agentFor(url, identity);
     const request = new FetchRequest(url);
     request.getUrlFunc = FetchRequest.createGetUrlFunc({ agent });
     const network = options.chainId === undefined ? undefined : Network.from(options.chainId);
@@ -87,6 +78,26 @@ export class DirectTransport implements Transport {
     if (options.pollingIntervalMs !== undefined) providerOptions.pollingInterval = options.pollingIntervalMs;
     const provider = new JsonRpcProvider(request, network, providerOptions);
     return provider;
+  }
+
+  /** Same agent as the identity's JSON-RPC traffic: one source address per household, whatever it asks. */
+  httpRoute(url: string, identity: string, _subject?: string): HttpRoute {
+    check(/^https?:\/\//.test(url), "url", `must be an http(s) URL, got "${url}"`);
+    return { url, agent: this.#agentFor(url, identity) };
+  }
+
+  #agentFor(url: string, identity: string): http.Agent {
+    const localAddress = this.sourceAddressOf(identity);
+    const isHttps = url.startsWith("https:");
+    const key = `${isHttps ? "https" : "http"}|${localAddress}`;
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      agent = isHttps
+        ? new https.Agent({ localAddress, keepAlive: true })
+        : new http.Agent({ localAddress, keepAlive: true });
+      this.#agents.set(key, agent);
+    }
+    return agent;
   }
 
   zmqConnect(socket: ZmqConnectable, endpoint: string, identity: string): void {

@@ -45,7 +45,7 @@ import {
 import { SocksProxyAgent } from "socks-proxy-agent";
 import { z } from "zod";
 import { check, PetraError } from "../common/errors";
-import type { JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
+import type { HttpRoute, JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
 import { TorControl } from "./tor/tor-control";
 import type { TorClientEndpoint } from "./tor/tor-network";
 
@@ -280,7 +280,10 @@ export class TorTransport implements Transport {
   /** Where the endpoint goes: its onion rewrite if one is configured, else itself (via an exit). */
   route(endpoint: string): string {
     for (const [from, to] of Object.entries(this.options.onionRoutes ?? {})) {
-      if (endpoint.startsWith(from)) return to + endpoint.slice(from.length);
+      // A whole host:port, not a prefix of a longer port: "http://127.0.0.1:4123" must not take
+      // "http://127.0.0.1:41234" along.
+      const rest = endpoint.slice(from.length);
+      if (endpoint.startsWith(from) && (rest === "" || rest.startsWith("/") || from.endsWith("/"))) return to + rest;
     }
     return endpoint;
   }
@@ -335,6 +338,21 @@ export class TorTransport implements Transport {
         { cause: e },
       );
     }
+  }
+
+  /**
+   * The routed URL (its onion rewrite, if any) and a SOCKS agent on the circuit of `identity`, or,
+   * with isolation "address" and a `subject`, on the circuit that address's JSON-RPC requests use:
+   * a relayer that also watches the node through the same exit sees one pseudonym per stream.
+   * Unlike JSON-RPC requests these are not retried here: a relay is not idempotent at the HTTP
+   * level, its caller decides.
+   */
+  httpRoute(url: string, identity: string, subject?: string): HttpRoute {
+    check(/^https?:\/\//.test(url), "url", `must be an http(s) URL, got "${url}"`);
+    check(subject === undefined || ADDRESS.test(subject), "subject", `must be an Ethereum address, got "${subject}"`);
+    const circuit =
+      this.options.isolation === "address" && subject !== undefined ? `${identity}/${subject.toLowerCase()}` : identity;
+    return { url: this.route(url), agent: this.agentFor(circuit) };
   }
 
   /** configureZmqSocket + connect to the routed endpoint. */

@@ -13,8 +13,10 @@ export interface AttackCommandOptions {
   run?: string[];
   rpc?: string;
   market?: string;
-  mixer?: string;
-  vault?: string;
+  /** Mixer pools, with --rpc (one per denomination). */
+  mixer?: string[];
+  /** Allowance vaults, with --rpc (one per direction). */
+  vault?: string[];
   fromBlock?: number;
   toBlock?: number;
   observer?: string;
@@ -98,8 +100,8 @@ async function attackOne(
     dataset = await readDatasetFromRpc({
       rpcUrl: opts.rpc as string,
       market: opts.market,
-      mixer: opts.mixer,
-      vault: opts.vault,
+      mixers: opts.mixer,
+      vaults: opts.vault,
       fromBlock: opts.fromBlock,
       toBlock: opts.toBlock,
     });

@@ -1,8 +1,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { JsonRpcProvider, Network } from "ethers";
 import * as zmq from "zeromq";
+import { SerialNonceSigner } from "../agents/chain-live";
 import { DelayProxy } from "../agents/delay-proxy";
+import { deployEnergyMarket } from "../agents/deploy-market";
+import { devKey } from "../agents/dev-accounts";
 import type { Transport } from "../agents/interfaces";
 import {
   LATENCY_MODES,
@@ -15,9 +19,12 @@ import {
 import { NetworkObserver } from "../agents/network-observer";
 import { startHardhatNode } from "../agents/rpc-node-process";
 import type { LiveTorOptions, TorFault, TorRoute } from "../agents/tor/live-tor";
-import { assertTorInstalled, TorNetwork } from "../agents/tor/tor-network";
+import { assertTorInstalled, type TorClientEndpoint, TorNetwork } from "../agents/tor/tor-network";
 import { DirectTransport } from "../agents/transport-direct";
 import { TorTransport } from "../agents/transport-tor";
+import { deployZk } from "../mixer/deploy";
+import { Relayer } from "../mixer/relayer";
+import { RelayerClient } from "../mixer/relayer-client";
 import { type LiveSummary, runLive } from "./live-runner";
 
 /**
@@ -482,8 +489,106 @@ const DELAY_MODEL: Record<LatencyMode, string> = {
   "tor-onion": "client -> guard -> middle -> rendezvous <- middle <- middle <- guard <- service -> node: 8 links, +16d",
 };
 
+/**
+ * The relayer's round trip (GET /v1/status: the relayer answers from memory, so this is the path's
+ * cost plus HTTP) from a household direct, through a Tor exit and through the relayer's onion
+ * service, as live zk runs reach it: behind the observer, over TorTransport.httpRoute on one
+ * keep-alive stream. Writes bench/relayer-latency.json: a JSON object whose arrays the simulated
+ * mode replays (`samples:bench/relayer-latency.json:torOnionMs`), with the 1-minute load average
+ * before and after, since the 2 cores are shared.
+ */
+export async function benchRelayerRoundTrips(
+  options: { samples?: number; outDir?: string } = {},
+): Promise<Record<"directMs" | "torExitMs" | "torOnionMs", number[]>> {
+  const samples = options.samples ?? 40;
+  const outDir = options.outDir ?? path.join(__dirname, "..", "bench");
+  const torVersion = assertTorInstalled();
+  const loadBefore = round(os.loadavg()[0] as number);
+  const node = await startHardhatNode();
+  const provider = new JsonRpcProvider(node.url, Network.from(31337), {
+    staticNetwork: true,
+    batchMaxCount: 1,
+    cacheTimeout: -1,
+  });
+  let relayer: Relayer | undefined;
+  let observer: NetworkObserver | undefined;
+  let net: TorNetwork | undefined;
+  try {
+    const dso = new SerialNonceSigner(devKey(0), provider);
+    const market = await deployEnergyMarket(dso);
+    const zk = await deployZk({ marketAddress: await market.getAddress(), dso, denominations: [1000n] });
+    const pool = await (zk.mixers.get(1000n) as { getAddress(): Promise<string> }).getAddress();
+    relayer = new Relayer({ provider, privateKey: devKey(2), pools: [pool], vaults: [await zk.vault.getAddress()] });
+    const relayerPort = Number(new URL(await relayer.start()).port);
+    observer = await NetworkObserver.start({ name: "relayer", protocol: "relayer", targetPort: relayerPort });
+    net = await TorNetwork.start({ onionServices: [{ name: "relayer", targetPort: observer.port, virtualPort: 80 }] });
+    const url = observer.url();
+    const client = net.clients[0] as TorClientEndpoint;
+    const transports: [string, Transport][] = [
+      ["directMs", new DirectTransport({ sourceAddressByIdentity: { h: "127.0.0.2" } })],
+      ["torExitMs", new TorTransport({ client, isolationSalt: "relayer-exit" })],
+      [
+        "torOnionMs",
+        new TorTransport({
+          client,
+          isolationSalt: "relayer-onion",
+          onionRoutes: { [url]: `http://${net.onion("relayer").hostname}:80` },
+        }),
+      ],
+    ];
+    const out = {} as Record<"directMs" | "torExitMs" | "torOnionMs", number[]>;
+    for (const [key, transport] of transports) {
+      const relayerClient = new RelayerClient({ url, transport, identity: "h", timeoutMs: 60_000 });
+      await relayerClient.status(); // stream (and circuit) setup is not a round trip
+      out[key as keyof typeof out] = await timeCalls(samples, () => relayerClient.status());
+      await transport.close();
+      console.log(`relayer ${key.padEnd(11)} median ${median(out[key as keyof typeof out]).toFixed(2)} ms`);
+    }
+    const loadAfter = round(os.loadavg()[0] as number);
+    const file = path.join(outDir, "relayer-latency.json");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(
+      file,
+      `${JSON.stringify(
+        {
+          kind: "petra-relayer-round-trips",
+          version: 1,
+          call: "GET /v1/status through the relayer's observer, one keep-alive stream per path",
+          perHopDelayMs: 0,
+          measuredAt: new Date().toISOString(),
+          config: {
+            torVersion,
+            network: { authorities: 3, relays: 1, exits: 2, clients: 1, exitPlacement: "shared" },
+            samples,
+            machine: { cpus: os.cpus().length, node: process.version },
+            loadAverage1m: { before: loadBefore, after: loadAfter },
+          },
+          medianMs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, round(median(v))])),
+          ...out,
+        },
+        null,
+        1,
+      )}\n`,
+    );
+    console.log(`wrote ${path.relative(process.cwd(), file)} (load average ${loadBefore} -> ${loadAfter})`);
+    return out;
+  } finally {
+    await net?.stop();
+    await observer?.close();
+    await relayer?.stop();
+    provider.destroy();
+    await node.stop();
+  }
+}
+
 async function main(): Promise<void> {
-  const parts = process.env.PETRA_BENCH_TOR_PARTS?.split(",").map((s) => s.trim()) as TorBenchPart[] | undefined;
+  const requested = process.env.PETRA_BENCH_TOR_PARTS?.split(",").map((s) => s.trim());
+  // "relayer" is a part of its own (benchRelayerRoundTrips, run by default too); the rest go to benchTor.
+  if (requested === undefined || requested.includes("relayer")) {
+    await benchRelayerRoundTrips({ samples: Number(process.env.PETRA_BENCH_TOR_SAMPLES ?? 40) });
+    if (requested?.length === 1) return;
+  }
+  const parts = requested?.filter((p) => p !== "relayer") as TorBenchPart[] | undefined;
   await benchTor({
     samples: Number(process.env.PETRA_BENCH_TOR_SAMPLES ?? 40),
     delayMs: Number(process.env.PETRA_BENCH_TOR_DELAY_MS ?? 20),

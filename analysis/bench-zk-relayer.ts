@@ -399,8 +399,13 @@ async function agentLevel(prover: Prover): Promise<Record<string, unknown>> {
       zkSetupPerHousehold: {
         wallMs: setupMs,
         gas: setupGas,
-        paidBy: "DSO (one allowance issue + one mixer deposit per note)",
+        paidBy: "DSO (one allowance issue + one depositMany per note request)",
         notes: Object.values(withdrawer.holdings().notes).reduce((a, b) => a + b, 0) + AGENT_RUNS,
+        // The desk's own count of the depositMany transactions it paid for (agents/dso-allowance-desk.ts).
+        deskNoteDeposits: {
+          ...desk.stats.noteDeposits,
+          gasPerNote: Math.round(desk.stats.noteDeposits.gasUsed / Math.max(1, desk.stats.noteDeposits.notes)),
+        },
       },
       ratio: { wall: privateMs / directMs, gas: privateGas / directGas },
     };

@@ -25,7 +25,7 @@ import { deployZk } from "../mixer/deploy";
 import { MerkleTree } from "../mixer/merkle-tree";
 import { createNote, noteCommitment, noteNullifierHash } from "../mixer/note";
 import { buildPoseidon } from "../mixer/poseidon";
-import { Prover, toSolidityProof } from "../mixer/prover";
+import { Prover, type ProverOptions, toSolidityProof } from "../mixer/prover";
 import type { CircuitInputs } from "../mixer/snarkjs";
 import { terminateCurveWorkers } from "../mixer/snarkjs";
 import { type Mixer, MixerWithdrawVerifierHarness__factory } from "../typechain-types";
@@ -159,17 +159,22 @@ async function timeProofs(
   return { coldSeconds: median(coldRunsSeconds), coldRunsSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds };
 }
 
-/** The same with precomputed fixed-base tables (Prover option precomputeBases): warm-up, then warm proofs. */
-async function timePrecomputedProofs(
+/**
+ * Warm proofs of a long-lived Prover with `options` (precomputed fixed-base tables, or a single
+ * thread): its warm-up, then WARM_RUNS proofs, with the load average at the time (the machine is
+ * shared, so a run under load is an upper bound).
+ */
+async function timeWarmProofs(
   name: CircuitName,
   inputs: CircuitInputs,
-): Promise<{ tableWarmupSeconds: number; warmMedianSeconds: number; warmSeconds: number[] }> {
+  options: ProverOptions,
+): Promise<{ warmupSeconds: number; warmMedianSeconds: number; warmSeconds: number[]; loadAverage1m: number }> {
   await terminateCurveWorkers();
-  const prover = new Prover({ precomputeBases: true });
+  const prover = new Prover(options);
   try {
     let t = performance.now();
     await prover.warm(name);
-    const tableWarmupSeconds = (performance.now() - t) / 1000;
+    const warmupSeconds = (performance.now() - t) / 1000;
     await prover.prove(name, inputs);
     const warmSeconds: number[] = [];
     for (let i = 0; i < WARM_RUNS; i++) {
@@ -177,7 +182,7 @@ async function timePrecomputedProofs(
       await prover.prove(name, inputs);
       warmSeconds.push((performance.now() - t) / 1000);
     }
-    return { tableWarmupSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds };
+    return { warmupSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds, loadAverage1m: os.loadavg()[0] ?? 0 };
   } finally {
     await prover.close();
   }
@@ -218,7 +223,8 @@ export async function benchZk(): Promise<Record<string, unknown>> {
     siblings: p.siblings,
   };
   const mixerTimes = await timeProofs("mixer-withdraw", mixerInputs);
-  const mixerTimesPrecomputed = await timePrecomputedProofs("mixer-withdraw", mixerInputs);
+  const mixerTimesPrecomputed = await timeWarmProofs("mixer-withdraw", mixerInputs, { precomputeBases: true });
+  const mixerTimesSingle = await timeWarmProofs("mixer-withdraw", mixerInputs, { threads: "single" });
 
   const prover = new Prover();
   const proved = await prover.prove("mixer-withdraw", mixerInputs);
@@ -290,9 +296,12 @@ export async function benchZk(): Promise<Record<string, unknown>> {
     request,
     parts,
     allowanceNullifierHash(poseidon, spent),
+    poseidon,
   );
   const allowanceTimes = await timeProofs("allowance-withdraw", allowanceInputs);
-  const allowanceTimesPrecomputed = await timePrecomputedProofs("allowance-withdraw", allowanceInputs);
+  const allowanceTimesPrecomputed = await timeWarmProofs("allowance-withdraw", allowanceInputs, {
+    precomputeBases: true,
+  });
   const prover2 = new Prover();
   const aProved = await prover2.prove("allowance-withdraw", allowanceInputs);
   const ap = toSolidityProof(aProved.proof);
@@ -346,6 +355,7 @@ export async function benchZk(): Promise<Record<string, unknown>> {
       proveWarmMedianSeconds: mixerTimes.warmMedianSeconds,
       proveWarmSeconds: mixerTimes.warmSeconds,
       precomputedBases: mixerTimesPrecomputed,
+      singleThread: mixerTimesSingle,
       verifyProofCallGas: verifyCallGas,
       depositGas: {
         deposits: DEPOSITS,

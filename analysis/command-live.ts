@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
-import type { LiveTorOptions } from "../agents/tor/live-tor";
+import { type LiveTorOptions, parseTorFault, type TorFault } from "../agents/tor/live-tor";
 import { PetraError } from "../common/errors";
 import { parsePositiveInt, resolveOut, withOut, withScenario, withSeed } from "./cli-options";
 import { parseBlockSetting } from "./live-blocks";
@@ -47,6 +47,18 @@ interface TorFlags {
   torRoute?: "exit" | "onion";
   torIsolation?: "pseudonym" | "household";
   torClients?: number;
+  torExits?: "shared" | "own";
+  /** Parsed --tor-fault values (repeatable). */
+  torFault?: TorFault[];
+}
+
+/** Commander's parser for the repeatable --tor-fault: each value parsed at once, so a bad one names itself. */
+function collectTorFault(value: string, previous: TorFault[] | undefined): TorFault[] {
+  try {
+    return [...(previous ?? []), parseTorFault(value)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 /** A PetraError, not commander's InvalidArgumentError: thrown from an action, commander would not print the latter. */
@@ -64,6 +76,8 @@ export function torOptionsFromFlags(f: TorFlags): LiveTorOptions | undefined {
       ["--tor-route", f.torRoute],
       ["--tor-isolation", f.torIsolation],
       ["--tor-clients", f.torClients],
+      ["--tor-exits", f.torExits],
+      ["--tor-fault", f.torFault?.length ? f.torFault : undefined],
     ] as const
   ).filter(([, v]) => v !== undefined);
   if (!f.tor && !f.torSocks) {
@@ -79,6 +93,12 @@ export function torOptionsFromFlags(f: TorFlags): LiveTorOptions | undefined {
         throw torFlagError(`${name} belongs to an existing Tor client: give --tor-socks HOST:PORT too`);
   } else if (f.torClients !== undefined) {
     throw torFlagError("--tor-clients applies to the private network (--tor), not to --tor-socks");
+  } else if (f.torExits !== undefined) {
+    throw torFlagError("--tor-exits applies to the private network (--tor), not to --tor-socks");
+  } else if (f.torFault?.length) {
+    throw torFlagError(
+      "--tor-fault needs the private network (--tor), not --tor-socks: it kills relays and restarts onion services",
+    );
   }
   return {
     ...(f.torSocks
@@ -94,6 +114,8 @@ export function torOptionsFromFlags(f: TorFlags): LiveTorOptions | undefined {
     ...(f.torRoute ? { route: f.torRoute } : {}),
     ...(f.torIsolation ? { isolation: f.torIsolation } : {}),
     ...(f.torClients ? { clients: f.torClients } : {}),
+    ...(f.torExits ? { exitPlacement: f.torExits } : {}),
+    ...(f.torFault?.length ? { faults: f.torFault } : {}),
   };
 }
 
@@ -130,7 +152,7 @@ export function liveCommand(): Command {
     )
     .option(
       "--tor",
-      "households over a private Tor network the run starts on 127.0.0.1 (needs Debian's tor): onion services for the node and the DSO, one circuit per pseudonym",
+      "households over a private Tor network the run starts on 127.0.0.1 (needs Debian's tor): onion services for the node and the DSO (and in zk runs the relayer and the allowance desk), one circuit per pseudonym",
     )
     .option(
       "--tor-socks <host:port>",
@@ -158,6 +180,20 @@ export function liveCommand(): Command {
       "--tor-clients <n>",
       "Tor clients in the private network, shared by the households round robin (default 1)",
       parsePositiveInt("--tor-clients"),
+    )
+    .option(
+      "--tor-exits <placement>",
+      'private network: "shared" (default: exits on 127.0.0.1, so every stream to a lab service leaves through one exit) or "own" (each exit on an address of its own; clients use any exit)',
+      parseChoice("--tor-exits", ["shared", "own"] as const),
+    )
+    .option(
+      "--tor-fault <fault>",
+      "inject a fault into the private network (--tor), TIME after trading starts (ms, s or m); repeatable: " +
+        '"kill-relay@90s[,hop=middle|exit][,directory=drops|keeps]" kills the relay most household circuits use ' +
+        "(directory=keeps: the authorities go on listing it), " +
+        '"restart-onion:SERVICE@120s" restarts the rpc, dso, relayer or desk onion service with the same key; ' +
+        "summary.json records what was lost",
+      collectTorFault,
     )
     .action(
       async (

@@ -41,6 +41,7 @@ export interface SimCliOptions {
   scenario: string;
   seed: number;
   intervals?: number;
+  windowStart?: string;
   households?: number;
   intervalMs?: number;
   blocks?: string;
@@ -56,6 +57,10 @@ export function simCommand(): Command {
   );
   withSimOptions(withSeed(withScenario(withOut(cmd, "runs/sim"), "case-study-9")))
     .option("--intervals <n>", "trade only the first N intervals of the scenario", parsePositiveInt("--intervals"))
+    .option(
+      "--window-start <HH:MM>",
+      "start later than the scenario's window, at this time of day (e.g. 10:00 for daytime intervals)",
+    )
     .option("--households <n>", "only the scenario's first N households", parsePositiveInt("--households"))
     .addOption(
       new Option(
@@ -75,6 +80,7 @@ export function simCommand(): Command {
         outDir,
         seed: opts.seed,
         intervals: opts.intervals,
+        windowStart: opts.windowStart,
         households: opts.households,
         intervalMs: opts.intervalMs,
         blocks: opts.blocks,

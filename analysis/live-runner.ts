@@ -74,6 +74,8 @@ export type LiveTransportSummary = (
 ) & {
   /** Source addresses the network observer at the node saw (what Tor leaves visible). */
   observedSourceAddresses: string[];
+  /** zk runs: source addresses the observer in front of the relayer saw (what its operator sees). */
+  relayerObservedSourceAddresses?: string[];
 };
 
 export interface LiveSummary extends RunResultFields {
@@ -150,6 +152,8 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
 
   let blockProduction: { stop(): Promise<void> } | undefined;
   let observer: NetworkObserver | undefined;
+  let relayerObserver: NetworkObserver | undefined;
+  let deskDelay: DelayProxy | undefined;
   // Tor (or a delay) needs the observer's and the DSO's ports before they exist: the Tor network
   // bootstraps (~15 s) while the node, the market and the DSO start.
   let tor: LiveTor | undefined;
@@ -157,13 +161,19 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
   const torAbort = new AbortController();
   let dsoDelay: DelayProxy | undefined;
   try {
-    const [observerPort, dsoPublicPort] = opts.tor || hopDelayMs > 0 ? await freePorts(2) : [];
+    const zkRun = scenario.file.prosumer.withdrawal === "zk";
+    // The relayer's observer and the allowance desk (zk runs) get fixed ports too: onion services need them.
+    const [observerPort, dsoPublicPort, relayerPublicPort, deskPublicPort] =
+      opts.tor || hopDelayMs > 0 ? await freePorts(zkRun ? 4 : 2) : [];
     if (opts.tor) {
       torStarting = LiveTor.start({
         tor: opts.tor,
         // A local node is reached through the observer (below), on the port fixed here.
         rpcUrl: observedNode(opts.rpcUrl) ? `http://127.0.0.1:${observerPort}` : (opts.rpcUrl as string),
         dsoEndpoint: `tcp://127.0.0.1:${dsoPublicPort}`,
+        ...(zkRun
+          ? { relayerUrl: `http://127.0.0.1:${relayerPublicPort}`, deskEndpoint: `tcp://127.0.0.1:${deskPublicPort}` }
+          : {}),
         hopDelayMs,
         signal: torAbort.signal,
         log: (l) => log(`tor: ${l}`),
@@ -195,21 +205,36 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     const fromBlock = (await market.deploymentTransaction()?.wait())?.blockNumber ?? 0;
     log(`EnergyMarket at ${marketAddress} (block ${fromBlock})`);
     // zk withdrawals (prosumer.withdrawal "zk"): the zk contracts and the relayer (analysis/live-zk.ts).
-    const zk: LiveZk | undefined =
-      scenario.file.prosumer.withdrawal === "zk"
-        ? await startLiveZk({
-            group,
-            dso: new SerialNonceSigner(dsoKey, provider),
-            marketAddress,
-            rpcUrl: url,
-            relayerPrivateKey: devKey(2),
-            gasDropWei: scenario.file.prosumer.gasFunding === "dso" ? scenario.file.prosumer.gasPerAddressWei : "0",
-            runDir: outDir,
-            timeoutMs: opts.startupTimeoutMs ?? 90_000,
-            log,
-          })
-        : undefined;
+    const zk: LiveZk | undefined = zkRun
+      ? await startLiveZk({
+          group,
+          dso: new SerialNonceSigner(dsoKey, provider),
+          marketAddress,
+          rpcUrl: url,
+          relayerPrivateKey: devKey(2),
+          gasDropWei: scenario.file.prosumer.gasFunding === "dso" ? scenario.file.prosumer.gasPerAddressWei : "0",
+          runDir: outDir,
+          timeoutMs: opts.startupTimeoutMs ?? 90_000,
+          log,
+        })
+      : undefined;
     if (zk) Object.assign(config, { zk: zk.description });
+    // Households reach the relayer through an observer, as they reach the node: it logs the source
+    // of each request and the pseudonym it pays (observer.jsonl, `observer: "relayer"`), what the
+    // relayer's operator sees. Its port is fixed in advance for Tor's onion service.
+    let relayerUrl: string | undefined;
+    if (zk) {
+      relayerObserver = await NetworkObserver.start({
+        name: "relayer",
+        protocol: "relayer",
+        targetPort: Number(new URL(zk.relayerUrl).port),
+        logPath: path.join(outDir, "observer.jsonl"),
+        ...(relayerPublicPort !== undefined ? { listenPort: relayerPublicPort } : {}),
+        delayMs: hopDelayMs,
+      });
+      relayerUrl = relayerObserver.url();
+      log(`households reach the relayer through an observer on ${relayerUrl}`);
+    }
     // The agents reach a local node through a network observer, as the node's operator would watch
     // them: it logs each connection's source address and each submitted transaction
     // (observer.jsonl, read by the network-level attack). A remote node is reached directly.
@@ -260,7 +285,18 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
           dbPath: "dso.sqlite",
           registry,
           gasFundingWei: gasMode === "dso" ? scenario.file.prosumer.gasPerAddressWei : "0",
-          ...(zk ? { allowanceDesk: zk.deskConfig } : {}),
+          ...(zk
+            ? {
+                allowanceDesk: {
+                  ...zk.deskConfig,
+                  // Tor's onion service (or the delay proxy) forwards to a port fixed in advance.
+                  endpoint:
+                    deskPublicPort !== undefined && hopDelayMs === 0
+                      ? `tcp://127.0.0.1:${deskPublicPort}`
+                      : zk.deskConfig.endpoint,
+                },
+              }
+            : {}),
           fromBlock,
           logPollIntervalMs: 100,
         },
@@ -279,7 +315,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     );
     const ready = await waitForOutput(dso, /\{"event":"ready".*\}/, opts.startupTimeoutMs ?? 90_000);
     let dsoEndpoint = (JSON.parse(ready[0]) as { endpoint: string }).endpoint;
-    const deskEndpoint = (JSON.parse(ready[0]) as { deskEndpoint?: string }).deskEndpoint;
+    let deskEndpoint = (JSON.parse(ready[0]) as { deskEndpoint?: string }).deskEndpoint;
     log(`DSO on ${dsoEndpoint} (pid ${dso.pid})`);
     if (hopDelayMs > 0) {
       dsoDelay = await DelayProxy.start({
@@ -289,6 +325,14 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       });
       dsoEndpoint = `tcp://127.0.0.1:${dsoDelay.port}`;
       log(`households reach the DSO through a ${hopDelayMs} ms delay on ${dsoEndpoint}`);
+      if (deskEndpoint) {
+        deskDelay = await DelayProxy.start({
+          listenPort: deskPublicPort,
+          targetPort: Number(/:(\d+)$/.exec(deskEndpoint)?.[1]),
+          delayMs: hopDelayMs,
+        });
+        deskEndpoint = `tcp://127.0.0.1:${deskDelay.port}`;
+      }
     }
     if (torStarting) {
       tor = await torStarting;
@@ -330,7 +374,10 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
         ),
         sourceAddress: loopbackAddressFor(i),
         ...(zk && deskEndpoint
-          ? { withdrawal: "zk" as const, zk: zk.prosumerConfig(h.id, deskEndpoint, agentsDir) }
+          ? {
+              withdrawal: "zk" as const,
+              zk: { ...zk.prosumerConfig(h.id, deskEndpoint, agentsDir), relayerUrl: relayerUrl ?? zk.relayerUrl },
+            }
           : {}),
         ...(tor
           ? {
@@ -425,7 +472,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
       market: marketAddress,
       fromBlock,
       // The dataset holds one pool and one vault: the smallest denomination's (every fee note) and consumption's.
-      ...(zk ? { mixer: Object.values(zk.pools)[0], vault: zk.vaults.consumption } : {}),
+      ...(zk ? { mixers: Object.values(zk.pools), vaults: Object.values(zk.vaults) } : {}),
     });
     const records: HouseholdRecord[] = [];
     for (const p of procs) {
@@ -462,12 +509,12 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
                 statsFiles: new Map(procs.map((p) => [p.id, path.join(agentsDir, `${p.id}.transport.json`)])),
                 logFiles: new Map(procs.map((p) => [p.id, path.join(agentsDir, `${p.id}.log`)])),
                 dsoTimeoutMs: TOR_DSO_TIMEOUT_MS,
+                withdrawalsVia: zk ? "zk" : "dso",
               }),
             }
           : { kind: "direct" as const, hopDelayMs }),
-        observedSourceAddresses: observer
-          ? [...new Set([...observer.sourceAddresses(), ...observer.transactions.map((t) => t.sourceAddress)])].sort()
-          : [],
+        observedSourceAddresses: observer ? observedSources(observer) : [],
+        ...(relayerObserver ? { relayerObservedSourceAddresses: observedSources(relayerObserver) } : {}),
       },
     };
     fs.writeFileSync(path.join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
@@ -484,11 +531,18 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
     await blockProduction?.stop().catch(() => undefined);
     await group.stopAll();
     await observer?.close().catch(() => undefined);
+    await relayerObserver?.close().catch(() => undefined);
     await dsoDelay?.close().catch(() => undefined);
+    await deskDelay?.close().catch(() => undefined);
     // A network still bootstrapping stops what it started and rejects once aborted.
     torAbort.abort();
     await (tor ?? (await torStarting?.catch(() => undefined)))?.stop().catch(() => undefined);
   }
+}
+
+/** Every source address an observer saw: of connections closed so far and of requests it decoded. */
+function observedSources(o: NetworkObserver): string[] {
+  return [...new Set([...o.sourceAddresses(), ...o.transactions.map((t) => t.sourceAddress)])].sort();
 }
 
 /** Whether the agents reach this node through a network observer: a local http node (or one the runner starts). */

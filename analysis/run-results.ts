@@ -125,6 +125,8 @@ export function writeGroundTruth(
         rng: createRng(0),
       }).main().address;
       const netW = window.map((k) => h.trueNetW[k] ?? 0);
+      // What only the generator knows (generated scenarios): the load and PV behind netW, and who was home.
+      const generated = scenario.groundTruth?.[h.id];
       return {
         id: h.id,
         addresses: [main, ...pseudonyms.map((p) => p.address)],
@@ -139,6 +141,16 @@ export function writeGroundTruth(
         withdrawals: mine.flatMap((r) =>
           r.kind === "withdraw" ? [{ interval: r.interval, address: r.address, forecastW: r.powerW, ok: r.ok }] : [],
         ),
+        ...(generated === undefined
+          ? {}
+          : {
+              persons: generated.persons,
+              annualKWh: generated.annualKWh,
+              occupancy: window.map((k) => generated.occupancy[k] ?? 0),
+              occupancyState: window.map((k) => generated.occupancyState[k] ?? 0),
+              loadW: window.map((k) => generated.loadW[k] ?? 0),
+              pvW: window.map((k) => generated.pvW[k] ?? 0),
+            }),
       };
     }),
   };
@@ -153,6 +165,7 @@ export function scenarioForRun(
   name: string,
   households?: number,
   intervals?: number,
+  windowStart?: string,
 ): { scenario: Scenario; intervals: number } {
   const loaded = loadScenario(name);
   const householdCount = households ?? loaded.households.length;
@@ -161,7 +174,7 @@ export function scenarioForRun(
     "households",
     `must be an integer in [1, ${loaded.households.length}] for ${loaded.file.name}, got ${householdCount}`,
   );
-  const scenario = restrictHouseholds(loaded, householdCount);
+  const scenario = startWindowAt(restrictHouseholds(loaded, householdCount), windowStart);
   const count = intervals ?? scenario.intervalCount;
   check(
     Number.isInteger(count) && count >= 1 && count <= scenario.intervalCount,
@@ -169,6 +182,28 @@ export function scenarioForRun(
     `must be an integer in [1, ${scenario.intervalCount}] for ${scenario.file.name}, got ${count}`,
   );
   return { scenario, intervals: count };
+}
+
+/**
+ * The scenario's window from `start` ("HH:MM", a later interval boundary inside the window) on:
+ * a run of a few intervals can then measure the middle of the day rather than the night.
+ */
+export function startWindowAt(scenario: Scenario, start: string | undefined): Scenario {
+  if (start === undefined) return scenario;
+  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(start);
+  check(m !== null, "windowStart", `must be a time of day HH:MM, got "${start}"`);
+  const minutes = Number(m?.[1]) * 60 + Number(m?.[2]);
+  const step = scenario.file.intervalMinutes;
+  check(minutes % step === 0, "windowStart", `must fall on an interval boundary of ${step} min, got ${start}`);
+  const first = minutes / step;
+  const skip = first - scenario.firstInterval;
+  check(
+    skip >= 0 && skip < scenario.intervalCount,
+    "windowStart",
+    `${start} is outside ${scenario.file.name}'s window (${scenario.intervalCount} intervals from ${scenario.file.window.start})`,
+  );
+  // Households keep their whole window's profiles (keyed by interval): the runners read from firstInterval on.
+  return { ...scenario, firstInterval: first, intervalCount: scenario.intervalCount - skip };
 }
 
 /** The scenario with only its first `count` households, and only the feeders they are on. */

@@ -46,6 +46,8 @@ export interface SimRunOptions {
   seed: number;
   /** Trade only the first N intervals of the scenario's window. */
   intervals?: number;
+  /** Start the window later than the scenario does, at this time of day ("HH:MM"). Default: the scenario's start. */
+  windowStart?: string;
   /** Only the scenario's first N households. */
   households?: number;
   /** Simulated length of an interval, ms. Default: the scenario's intervalMinutes (real time). */
@@ -80,7 +82,13 @@ export interface SimSummary extends LiveSummary {
   mode: "simulated";
   latency: { rpc: string; message: string };
   wall: { totalS: number; setupS: number; tradingS: number; outputS: number };
-  throughput: { marketTxPerWallS: number; events: number; rpcCalls: number; messages: number };
+  throughput: {
+    marketTxPerWallS: number;
+    events: number;
+    rpcCalls: number;
+    rpcCallsByMethod: Record<string, { calls: number; wallMs: number }>;
+    messages: number;
+  };
 }
 
 /**
@@ -109,7 +117,7 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
 export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary: SimSummary; clearingS: number[] }> {
   const wallStart = Date.now();
   const log = opts.log ?? (() => {});
-  const { scenario, intervals } = scenarioForRun(opts.scenario, opts.households, opts.intervals);
+  const { scenario, intervals } = scenarioForRun(opts.scenario, opts.households, opts.intervals, opts.windowStart);
   const intervalMs = opts.intervalMs ?? scenario.file.intervalMinutes * 60_000;
   check(Number.isFinite(intervalMs) && intervalMs >= 1000, "intervalMs", `must be >= 1000, got ${intervalMs}`);
   const outDir = path.resolve(opts.outDir);
@@ -126,7 +134,13 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
     seed: opts.seed,
     scenario: scenario.file,
     scenarioSource: scenario.source,
-    overrides: { intervals, intervalMs, households: scenario.households.length, offerChoice },
+    overrides: {
+      intervals,
+      intervalMs,
+      households: scenario.households.length,
+      offerChoice,
+      windowStart: opts.windowStart,
+    },
     blocks: blockTime.spec,
     latency: { rpc: rpcLatency.spec, message: messageLatency.spec },
     chain: { ...DEFAULT_SIM_CHAIN, accountBalanceWei: DEFAULT_SIM_CHAIN.accountBalanceWei.toString() },
@@ -248,7 +262,8 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
     const chain = new SimChain({ node, clock, provider, link, marketAddress });
     const trueNetW = new Map<number, number>();
     for (const [k, w] of Object.entries(h.trueNetW))
-      if (Number(k) < scenario.firstInterval + intervals) trueNetW.set(Number(k), w);
+      if (Number(k) >= scenario.firstInterval && Number(k) < scenario.firstInterval + intervals)
+        trueNetW.set(Number(k), w);
     const {
       rng: hrng,
       wallet,
@@ -400,6 +415,7 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
       marketTxPerWallS: marketTxs / Math.max(0.001, (tradingDoneWall - setupDoneWall) / 1000),
       events: clock.eventsRun,
       rpcCalls: node.stats.calls,
+      rpcCallsByMethod: node.stats.callsByMethod,
       messages: sockets.messagesDelivered,
     },
   };

@@ -1,4 +1,4 @@
-import { type Dataset, lower } from "./dataset";
+import { contractAddresses, type Dataset, lower } from "./dataset";
 import type { Link } from "./heuristic";
 
 export interface Clustering {
@@ -13,12 +13,7 @@ export interface Clustering {
  * recipient of a transaction, minus the contracts and the DSO.
  */
 export function addressUniverse(ds: Dataset): string[] {
-  const skip = new Set([
-    lower(ds.header.dso),
-    ...Object.values(ds.header.contracts)
-      .filter(Boolean)
-      .map((a) => lower(a as string)),
-  ]);
+  const skip = new Set([lower(ds.header.dso), ...contractAddresses(ds)]);
   const out = new Set<string>();
   const add = (a: string | null | undefined) => {
     if (a && !skip.has(lower(a))) out.add(lower(a));

@@ -9,10 +9,10 @@ export interface RpcDatasetOptions {
   rpcUrl: string;
   /** The EnergyMarket contract. */
   market: string;
-  /** The Mixer contract, when the run used one. */
-  mixer?: string;
-  /** The AllowanceVault contract, when the run used one. */
-  vault?: string;
+  /** The Mixer pools (one per denomination), when the run used them. */
+  mixers?: string[];
+  /** The AllowanceVaults (one per direction), when the run used them. */
+  vaults?: string[];
   /** First block to read; default 0. */
   fromBlock?: number;
   /** Last block to read; default the latest. */
@@ -71,12 +71,14 @@ async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise
       toBlock,
     });
   }
+  const mixers = opts.mixers ?? [];
+  const vaults = opts.vaults ?? [];
   for (const [name, address] of [
     ["market", opts.market],
-    ["mixer", opts.mixer],
-    ["vault", opts.vault],
+    ...mixers.map((a) => ["mixer", a] as const),
+    ...vaults.map((a) => ["vault", a] as const),
   ] as const) {
-    if (address !== undefined && (await provider.getCode(address)) === "0x") {
+    if ((await provider.getCode(address)) === "0x") {
       throw new PetraError("LEDGER_UNREADABLE", `${name}: no contract at ${address} on ${opts.rpcUrl}`, {
         [name]: address,
       });
@@ -91,8 +93,8 @@ async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise
     toBlock,
     contracts: {
       market: opts.market,
-      ...(opts.mixer ? { mixer: opts.mixer } : {}),
-      ...(opts.vault ? { vault: opts.vault } : {}),
+      ...(mixers.length ? { mixers } : {}),
+      ...(vaults.length ? { vaults } : {}),
     },
     dso: await market.dso(),
   });
@@ -124,12 +126,14 @@ async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise
   });
 
   const senders = new Map(ds.transactions.map((t) => [t.hash, t.from]));
-  const denomination = opts.mixer ? await Mixer__factory.connect(opts.mixer, provider).denomination() : 0n;
   const decoders: Array<[EventRecord["contract"], string, (log: Log) => EventRecord["event"] | undefined]> = [
     ["market", opts.market, (log) => toMarketEvent(market.interface.parseLog(log))],
   ];
-  if (opts.mixer) decoders.push(["mixer", opts.mixer, (log) => mixerEvent(log, denomination, senders)]);
-  if (opts.vault) decoders.push(["vault", opts.vault, vaultEvent]);
+  for (const pool of mixers) {
+    const denomination = await Mixer__factory.connect(pool, provider).denomination();
+    decoders.push(["mixer", pool, (log) => mixerEvent(log, denomination, senders)]);
+  }
+  for (const vault of vaults) decoders.push(["vault", vault, vaultEvent]);
   const chunk = opts.logChunkBlocks ?? 2_000;
   for (const [contract, address, decode] of decoders) {
     for (let start = fromBlock; start <= toBlock; start += chunk) {

@@ -74,7 +74,8 @@ export interface DatasetHeader {
   chainId: number;
   fromBlock: number;
   toBlock: number;
-  contracts: { market: string; mixer?: string; vault?: string };
+  /** The zk contracts a run used: every mixer pool (one per denomination) and every vault (one per direction). */
+  contracts: { market: string; mixers?: string[]; vaults?: string[] };
   /** The DSO's address: public (the market's deployer). */
   dso: string;
 }
@@ -122,7 +123,21 @@ const headerSchema = z.object({
   chainId: uint,
   fromBlock: uint,
   toBlock: uint,
-  contracts: z.object({ market: addr, mixer: addr.optional(), vault: addr.optional() }),
+  contracts: z
+    .object({
+      market: addr,
+      mixers: z.array(addr).optional(),
+      vaults: z.array(addr).optional(),
+      // Datasets written before multi-pool reads named one mixer and one vault.
+      mixer: addr.optional(),
+      vault: addr.optional(),
+    })
+    .strict()
+    .transform(({ market, mixers, vaults, mixer, vault }) => {
+      const m = [...(mixers ?? []), ...(mixer ? [mixer] : [])];
+      const v = [...(vaults ?? []), ...(vault ? [vault] : [])];
+      return { market, ...(m.length ? { mixers: m } : {}), ...(v.length ? { vaults: v } : {}) };
+    }),
   dso: addr,
 });
 
@@ -304,3 +319,25 @@ export function marketEvents(ds: Dataset): MarketEvent[] {
 }
 
 export const lower = (a: string): string => a.toLowerCase();
+
+/** Every contract address of the run, lower-cased: the market, each mixer pool, each vault. */
+export function contractAddresses(ds: Dataset): Set<string> {
+  const c = ds.header.contracts;
+  return new Set([c.market, ...(c.mixers ?? []), ...(c.vaults ?? [])].map(lower));
+}
+
+/**
+ * Accounts that act for everyone and so carry no household information: the DSO, and every relayer
+ * (whoever relayed a mixer withdrawal or submitted an allowance spend). Linking through them would
+ * chain all their clients into one cluster.
+ */
+export function publicHubs(ds: Dataset): Set<string> {
+  const hubs = new Set([lower(ds.header.dso)]);
+  const spendTxs = new Set<string>();
+  for (const e of ds.events) {
+    if (e.event.name === "MixerWithdrawal") hubs.add(lower(e.event.relayer));
+    else if (e.event.name === "AllowanceSpent") spendTxs.add(e.txHash);
+  }
+  for (const tx of ds.transactions) if (spendTxs.has(tx.hash)) hubs.add(lower(tx.from));
+  return hubs;
+}

@@ -1,4 +1,4 @@
-import { type Dataset, lower } from "./dataset";
+import { contractAddresses, type Dataset, lower, publicHubs } from "./dataset";
 import { type Heuristic, type Link, makeLink } from "./heuristic";
 
 /**
@@ -11,13 +11,8 @@ export const gasFunding: Heuristic = {
   name: "gas-funding",
   description: "links a fresh address to whoever sent it its first ether",
   link(ds: Dataset): Link[] {
-    const contracts = new Set(
-      Object.values(ds.header.contracts)
-        .filter(Boolean)
-        .map((a) => lower(a as string)),
-    );
-    const hubs = new Set([lower(ds.header.dso)]);
-    for (const e of ds.events) if (e.event.name === "MixerWithdrawal") hubs.add(lower(e.event.relayer));
+    const contracts = contractAddresses(ds);
+    const hubs = publicHubs(ds);
     const funded = new Set<string>();
     const links: Link[] = [];
     for (const tx of ds.transactions) {

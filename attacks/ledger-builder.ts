@@ -25,7 +25,7 @@ export class LedgerBuilder {
     chainId: 31337,
     fromBlock: 0,
     toBlock: 0,
-    contracts: { market: MARKET, mixer: MIXER },
+    contracts: { market: MARKET, mixers: [MIXER] },
     dso: DSO,
   });
   private block = 1;
@@ -125,7 +125,8 @@ export class LedgerBuilder {
     return this.advance();
   }
 
-  mixerWithdrawal(recipient: string, relayer: string, denomination: bigint): this {
+  /** `relayer` submits a withdrawal of one note to `recipient`; as the Mixer does, the market credits the recipient and, for a fee, the relayer in the same transaction. */
+  mixerWithdrawal(recipient: string, relayer: string, denomination: bigint, fee = 0n): this {
     const tx = this.nextTx(relayer, MIXER);
     this.event(tx, {
       name: "MixerWithdrawal",
@@ -133,8 +134,10 @@ export class LedgerBuilder {
       relayer,
       nullifierHash: `0x${this.txCount.toString(16)}`,
       denomination,
-      fee: 0n,
+      fee,
     });
+    this.event(tx, { name: "FinancialAdded", anonAddress: recipient, amount: denomination - fee }, 1);
+    if (fee > 0n) this.event(tx, { name: "FinancialAdded", anonAddress: relayer, amount: fee }, 2);
     return this.advance();
   }
 

@@ -58,8 +58,23 @@ export function emptyMarketState(): MarketState {
   return { assets: new Map(), offers: new Map(), balances: new Map() };
 }
 
+export interface ReplayOptions {
+  /**
+   * Forget what can no longer change the market: offers once accepted or rescinded, assets once
+   * traded or deposited (their owner is then the zero address), balances at zero. An agent that
+   * replays a whole day keeps only the live market then, not the day's history. Reading a pruned
+   * entry gives undefined, as for one never seen. Default false: the attack suite reads history.
+   */
+  prune?: boolean;
+}
+
 /** Applies events in chain order (block, then log index). Throws on an event that contradicts the state. */
-export function replayMarket(events: Iterable<MarketEvent>, state: MarketState = emptyMarketState()): MarketState {
+export function replayMarket(
+  events: Iterable<MarketEvent>,
+  state: MarketState = emptyMarketState(),
+  opts: ReplayOptions = {},
+): MarketState {
+  const prune = opts.prune === true;
   const asset = (id: bigint): ReplayedAsset => {
     const a = state.assets.get(id);
     if (!a) throw new Error(`market replay: event refers to unknown asset ${id}`);
@@ -70,7 +85,11 @@ export function replayMarket(events: Iterable<MarketEvent>, state: MarketState =
     if (!o) throw new Error(`market replay: event refers to unknown offer ${id}`);
     return o;
   };
-  const add = (who: string, amount: bigint) => state.balances.set(who, (state.balances.get(who) ?? 0n) + amount);
+  const add = (who: string, amount: bigint) => {
+    const balance = (state.balances.get(who) ?? 0n) + amount;
+    if (prune && balance === 0n) state.balances.delete(who);
+    else state.balances.set(who, balance);
+  };
 
   for (const ev of events) {
     switch (ev.name) {
@@ -116,6 +135,7 @@ export function replayMarket(events: Iterable<MarketEvent>, state: MarketState =
         o.state = "Rescinded";
         a.locked = false;
         if (a.powerW < 0n) add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (prune) state.offers.delete(ev.offerID);
         break;
       }
       case "OfferAccepted": {
@@ -133,10 +153,16 @@ export function replayMarket(events: Iterable<MarketEvent>, state: MarketState =
         a.owner = ZERO_ADDRESS;
         a.locked = false;
         b.owner = ZERO_ADDRESS;
+        if (prune) {
+          state.offers.delete(ev.offerID);
+          state.assets.delete(o.assetID);
+          state.assets.delete(ev.assetID);
+        }
         break;
       }
       case "AssetDeposited":
         asset(ev.assetID).owner = ZERO_ADDRESS;
+        if (prune) state.assets.delete(ev.assetID);
         break;
       case "MinterSet":
         break;
@@ -147,6 +173,49 @@ export function replayMarket(events: Iterable<MarketEvent>, state: MarketState =
     }
   }
   return state;
+}
+
+/** Where a log sits in the chain. */
+export interface LogPosition {
+  blockNumber: number;
+  logIndex: number;
+}
+
+/**
+ * A market state kept up to date from logs that may arrive more than once (a log filter that was
+ * recreated, a subscription that resent a block): a log at or before the last one applied is
+ * skipped, so applying a batch twice changes nothing. Logs must come in chain order, as both
+ * watchers (agents/chain-live.ts, agents/sim/sim-chain.ts) deliver them.
+ */
+export class MarketReplay {
+  readonly state: MarketState = emptyMarketState();
+  readonly #opts: ReplayOptions;
+  #lastBlock = -1;
+  #lastIndex = -1;
+
+  constructor(opts: ReplayOptions = {}) {
+    this.#opts = opts;
+  }
+
+  /** The last log applied, or undefined before the first. */
+  get position(): LogPosition | undefined {
+    return this.#lastBlock < 0 ? undefined : { blockNumber: this.#lastBlock, logIndex: this.#lastIndex };
+  }
+
+  /** Applies the logs after the last one applied; returns the events applied (decoded by `decode`), in order. */
+  apply<L extends LogPosition>(logs: Iterable<L>, decode: (log: L) => MarketEvent | undefined): MarketEvent[] {
+    const events: MarketEvent[] = [];
+    for (const log of logs) {
+      if (log.blockNumber < this.#lastBlock || (log.blockNumber === this.#lastBlock && log.logIndex <= this.#lastIndex))
+        continue;
+      this.#lastBlock = log.blockNumber;
+      this.#lastIndex = log.logIndex;
+      const ev = decode(log);
+      if (ev) events.push(ev);
+    }
+    replayMarket(events, this.state, this.#opts);
+    return events;
+  }
 }
 
 /** Converts one parsed EnergyMarket log (ethers LogDescription) into a MarketEvent; undefined for other logs. */

@@ -1,8 +1,11 @@
 /**
  * Allowances (withdrawal limits): a per-interval cap in watts over a window of trading intervals,
- * committed as Poseidon(5)(capW, windowStart, windowEnd, secret, nullifier) in the vault's tree.
- * Withdrawing (powerW, start, end) spends one and leaves up to three parts (see
- * circuits/allowance-withdraw.circom); this file computes them and wires the circuit inputs.
+ * committed as N = Poseidon(4)(capW, windowStart, windowEnd, inner) in the vault's tree, where
+ * inner = Poseidon(2)(secret, nullifier). The household hands the DSO only `inner`; the DSO
+ * computes N from the cap and window it approved (allowanceLeaf), so it knows what every issued
+ * leaf allows without learning secret or nullifier. Withdrawing (powerW, start, end) spends one and
+ * leaves up to three parts (see circuits/allowance-withdraw.circom); this file computes them and
+ * wires the circuit inputs.
  */
 import { randomBytes as nodeRandomBytes } from "node:crypto";
 import { check } from "../common/errors";
@@ -30,9 +33,23 @@ export interface EnergyRequest {
 /** The three parts a withdrawal leaves: [same window remainder, before, after]; null = empty. */
 export type AllowanceParts = readonly [Allowance | null, Allowance | null, Allowance | null];
 
+/** Poseidon(2)(secret, nullifier): what the household sends the DSO's desk. */
+export function allowanceInner(poseidon: Poseidon, a: Pick<Allowance, "secret" | "nullifier">): bigint {
+  return poseidon([a.secret, a.nullifier]);
+}
+
+/** The leaf for an approved cap and window: what the desk computes from a household's `inner`. */
+export function allowanceLeaf(
+  poseidon: Poseidon,
+  approved: { capW: bigint; windowStart: bigint; windowEnd: bigint },
+  inner: bigint,
+): bigint {
+  return poseidon([approved.capW, approved.windowStart, approved.windowEnd, inner]);
+}
+
 export function allowanceCommitment(poseidon: Poseidon, a: Allowance | null): bigint {
   if (a === null) return ZK.allowance.emptyCommitment;
-  return poseidon([a.capW, a.windowStart, a.windowEnd, a.secret, a.nullifier]);
+  return allowanceLeaf(poseidon, a, allowanceInner(poseidon, a));
 }
 
 export function allowanceNullifierHash(poseidon: Poseidon, a: Allowance): bigint {
@@ -83,8 +100,8 @@ export function splitAllowance(
 
 /**
  * Circuit inputs for allowance-withdraw. No semantic checks here on purpose: tests use it to ask
- * the circuit for statements it must refuse. An empty part still needs some secret and nullifier
- * inputs; they are ignored by the circuit, so 0 is used.
+ * the circuit for statements it must refuse. An empty part still needs some inner input; the
+ * circuit ignores it, so 0 is used.
  */
 export function allowanceWithdrawInputs(
   a: Allowance,
@@ -92,6 +109,7 @@ export function allowanceWithdrawInputs(
   request: EnergyRequest,
   parts: AllowanceParts,
   nullifierHash: bigint,
+  poseidon: Poseidon,
 ): CircuitInputs {
   return {
     root: proof.root,
@@ -108,7 +126,6 @@ export function allowanceWithdrawInputs(
     depth: proof.depth,
     leafIndex: proof.leafIndex,
     siblings: proof.siblings,
-    newSecrets: parts.map((p) => p?.secret ?? 0n),
-    newNullifiers: parts.map((p) => p?.nullifier ?? 0n),
+    newInners: parts.map((p) => (p ? allowanceInner(poseidon, p) : 0n)),
   };
 }

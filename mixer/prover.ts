@@ -58,9 +58,17 @@ export interface ProverOptions {
    * short-lived ones such as tests want.
    */
   precomputeBases?: boolean;
+  /**
+   * "workers" (default): snarkjs' shared curve with one worker thread per core. "single": a curve
+   * of this Prover's own that computes on the calling thread, for processes that run many provers
+   * side by side (the simulated mode's households) and would otherwise start a set of workers
+   * that compete for the same cores; it blocks the event loop for the length of a proof.
+   * Verification always uses snarkjs' shared curve.
+   */
+  threads?: "workers" | "single";
 }
 
-type Curve = Bn128Curve & { tm: { concurrency: number } };
+type Curve = Bn128Curve & { tm: { concurrency: number }; terminate(): Promise<void> };
 let curveInFlight: Promise<Curve> | undefined;
 
 /**
@@ -106,9 +114,25 @@ export class Prover {
   private readonly loaded = new Map<CircuitName, Loaded>();
   private closed = false;
   private readonly precomputeBases: boolean;
+  private readonly singleThread: boolean;
+  private ownCurve?: Promise<Curve>;
 
   constructor(options: ProverOptions = {}) {
     this.precomputeBases = options.precomputeBases ?? false;
+    check(
+      options.threads === undefined || options.threads === "workers" || options.threads === "single",
+      "threads",
+      'must be "workers" or "single"',
+      { threads: options.threads },
+    );
+    this.singleThread = options.threads === "single";
+  }
+
+  /** The curve proofs are computed on: snarkjs' shared one with workers, or this Prover's own single-threaded one. */
+  private curve(): Promise<Curve> {
+    if (!this.singleThread) return bn128();
+    this.ownCurve ??= snarkjs.curves.getCurveFromName("bn128", { singleThread: true }) as unknown as Promise<Curve>;
+    return this.ownCurve;
   }
 
   private load(name: CircuitName): Loaded {
@@ -144,7 +168,7 @@ export class Prover {
     l.key ??= (async () => {
       const key = parseProvingKey(l.zkey);
       if (this.precomputeBases) {
-        const curve = await bn128();
+        const curve = await this.curve();
         await addBaseTables(curve, key, curve.tm.concurrency);
       }
       return key;
@@ -159,7 +183,7 @@ export class Prover {
   async warm(name: CircuitName): Promise<void> {
     check(!this.closed, "prover", "is closed");
     const l = this.load(name);
-    await Promise.all([this.witnessCalculator(l), this.provingKey(l), bn128()]);
+    await Promise.all([this.witnessCalculator(l), this.provingKey(l), this.curve()]);
   }
 
   /**
@@ -185,7 +209,7 @@ export class Prover {
         { cause: e },
       );
     }
-    return proveGroth16(await bn128(), await this.provingKey(l), wtns);
+    return proveGroth16(await this.curve(), await this.provingKey(l), wtns);
   }
 
   /**
@@ -224,6 +248,9 @@ export class Prover {
   async close(): Promise<void> {
     this.closed = true;
     this.loaded.clear();
+    const own = this.ownCurve;
+    this.ownCurve = undefined;
+    if (own) await (await own).terminate();
     await terminateCurveWorkers();
   }
 }

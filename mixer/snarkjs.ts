@@ -76,7 +76,9 @@ export interface SnarkJs {
     exportVerificationKey(zkey: string, logger?: Logger): Promise<VerificationKey>;
     exportSolidityVerifier(zkey: string, templates: { groth16: string }, logger?: Logger): Promise<string>;
   };
-  curves: { getCurveFromName(name: string): Promise<{ terminate(): Promise<void> }> };
+  curves: {
+    getCurveFromName(name: string, options?: { singleThread?: boolean }): Promise<{ terminate(): Promise<void> }>;
+  };
 }
 
 export const snarkjs: SnarkJs = require("snarkjs");

@@ -1,8 +1,16 @@
-import { FeeData, JsonRpcProvider, Network, type Signer, type TransactionReceipt, toQuantity } from "ethers";
+import {
+  FeeData,
+  JsonRpcProvider,
+  Network,
+  type PerformActionRequest,
+  type Signer,
+  type TransactionReceipt,
+  toQuantity,
+} from "ethers";
 import { check } from "../../common/errors";
 import type { Rng } from "../../common/rng";
 import type { EnergyMarket } from "../../typechain-types";
-import { chainOrdered, SerialNonceSigner, toChainLog } from "../chain-live";
+import { chainOrdered, marketGasLimits, SerialNonceSigner, toChainLog } from "../chain-live";
 import { attachEnergyMarket } from "../deploy-market";
 import type { Cancel, Chain, ChainLog, Clock, WatchOptions } from "../interfaces";
 import type { Delay } from "./distribution";
@@ -111,6 +119,14 @@ export class SimProvider extends JsonRpcProvider {
     return new FeeData(base + PRIORITY_FEE_WEI, base * 2n + PRIORITY_FEE_WEI, PRIORITY_FEE_WEI);
   }
 
+  /** As ethers builds it, with the request's block tag on eth_estimateGas, which ethers leaves off. */
+  override getRpcRequest(req: PerformActionRequest): null | { method: string; args: unknown[] } {
+    const r = super.getRpcRequest(req);
+    if (r !== null && req.method === "estimateGas" && req.transaction.blockTag != null)
+      r.args.push(req.transaction.blockTag);
+    return r;
+  }
+
   override _send(): never {
     throw new Error("SimProvider: requests go through send()");
   }
@@ -128,6 +144,7 @@ export class SimChain implements Chain {
   readonly #clock: Clock;
   readonly #link: Link;
   readonly #market: string;
+  readonly #gasLimits: ReturnType<typeof marketGasLimits>;
 
   constructor(opts: { node: SimNode; clock: Clock; provider: SimProvider; link: Link; marketAddress: string }) {
     check(
@@ -141,14 +158,26 @@ export class SimChain implements Chain {
     this.#clock = opts.clock;
     this.#link = opts.link;
     this.#market = opts.marketAddress.toLowerCase();
+    this.#gasLimits = marketGasLimits(opts.marketAddress);
   }
 
   market(signer: Signer): EnergyMarket {
     return attachEnergyMarket(this.marketAddress, signer);
   }
 
+  /**
+   * A signer with the market's fixed gas limits, as live mode has, and a pending nonce from the
+   * node's latest state plus what the node knows was sent: the node itself would answer a
+   * "pending" query by executing its whole mempool, which grows with the number of households.
+   */
   signer(privateKey: string): SerialNonceSigner {
-    return new SerialNonceSigner(privateKey, this.provider);
+    const node = this.#node;
+    return new SerialNonceSigner(privateKey, this.provider, {
+      gasLimitFor: this.#gasLimits,
+      pendingNonce: async (address) =>
+        node.pendingNonceAfter(address, await this.provider.getTransactionCount(address, "latest")),
+      onSent: (t) => node.noteSent(t.from, t.nonce, t.hash),
+    });
   }
 
   watchMarketLogs(opts: WatchOptions, onLogs: (logs: ChainLog[]) => void | Promise<void>): Cancel {

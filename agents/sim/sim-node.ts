@@ -65,9 +65,13 @@ export class SimNode {
   #latestTimestampS: number;
   #baseFeePerGas = 0n;
   readonly #mined = new Set<string>();
+  /** Sender -> (hash -> nonce) of transactions sent through noteSent and not yet in a block. */
+  readonly #pendingBySender = new Map<string, Map<string, number>>();
+  readonly #senderOf = new Map<string, string>();
   readonly #waiters = new Map<string, (() => void)[]>();
   readonly #listeners = new Set<(b: SealedBlock) => void>();
   #calls = 0;
+  readonly #callsByMethod = new Map<string, { calls: number; wallMs: number }>();
   #txs = 0;
 
   private constructor(provider: Eip1193, clock: SimClock, genesisS: number) {
@@ -106,14 +110,38 @@ export class SimNode {
     return this.#baseFeePerGas;
   }
 
-  /** JSON-RPC calls served so far, and transactions mined. */
-  get stats(): { calls: number; transactions: number } {
-    return { calls: this.#calls, transactions: this.#txs };
+  /**
+   * JSON-RPC calls served so far, and transactions mined; per method, the calls and the wall time
+   * the chain took to answer them (a measurement only: nothing simulated depends on it).
+   */
+  get stats(): {
+    calls: number;
+    callsByMethod: Record<string, { calls: number; wallMs: number }>;
+    transactions: number;
+  } {
+    const byMethod = [...this.#callsByMethod]
+      .sort((a, b) => b[1].wallMs - a[1].wallMs)
+      .map(([m, c]) => [m, { calls: c.calls, wallMs: Math.round(c.wallMs) }]);
+    return { calls: this.#calls, callsByMethod: Object.fromEntries(byMethod), transactions: this.#txs };
   }
 
   request(method: string, params: unknown[] = []): Promise<unknown> {
     this.#calls++;
-    const run = () => this.#provider.request({ method, params });
+    let entry = this.#callsByMethod.get(method);
+    if (entry === undefined) {
+      entry = { calls: 0, wallMs: 0 };
+      this.#callsByMethod.set(method, entry);
+    }
+    entry.calls++;
+    const timed = entry;
+    const run = async () => {
+      const t0 = performance.now();
+      try {
+        return await this.#provider.request({ method, params });
+      } finally {
+        timed.wallMs += performance.now() - t0;
+      }
+    };
     const result = this.#tail.then(run, run);
     this.#tail = result.catch(() => undefined);
     return this.#clock.track(result);
@@ -147,6 +175,13 @@ export class SimNode {
     for (const h of block.transactions) {
       const key = h.toLowerCase();
       this.#mined.add(key);
+      const sender = this.#senderOf.get(key);
+      if (sender !== undefined) {
+        this.#senderOf.delete(key);
+        const mine = this.#pendingBySender.get(sender);
+        mine?.delete(key);
+        if (mine?.size === 0) this.#pendingBySender.delete(sender);
+      }
       const waiting = this.#waiters.get(key);
       if (waiting) {
         this.#waiters.delete(key);
@@ -155,6 +190,30 @@ export class SimNode {
     }
     for (const l of this.#listeners) l(sealed);
     return sealed;
+  }
+
+  /**
+   * Records a transaction the node accepted from `from`, so that pendingNonceAfter can answer
+   * without asking the node about its pending state (which makes it execute the whole mempool).
+   */
+  noteSent(from: string, nonce: number, hash: string): void {
+    const sender = from.toLowerCase();
+    const key = hash.toLowerCase();
+    if (this.#mined.has(key)) return;
+    let mine = this.#pendingBySender.get(sender);
+    if (mine === undefined) {
+      mine = new Map();
+      this.#pendingBySender.set(sender, mine);
+    }
+    mine.set(key, nonce);
+    this.#senderOf.set(key, sender);
+  }
+
+  /** The nonce after `from`'s noted transactions still in the mempool, or `latestCount` if none is higher. */
+  pendingNonceAfter(from: string, latestCount: number): number {
+    let next = latestCount;
+    for (const n of this.#pendingBySender.get(from.toLowerCase())?.values() ?? []) next = Math.max(next, n + 1);
+    return next;
   }
 
   /** Called with every block sealed from now on. */

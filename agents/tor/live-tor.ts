@@ -10,8 +10,9 @@
  *
  * Route (--tor-route): "onion" (default) publishes an onion service for the JSON-RPC node, whose
  * target is the run's network observer, so observer.jsonl shows what the node's operator sees
- * behind an onion service, and one for the DSO's ZeroMQ endpoint; households reach both by their
- * .onion names and no exit is involved. "exit" sends households to the plain 127.0.0.1 endpoints
+ * behind an onion service, and one for the DSO's ZeroMQ endpoint; in zk runs also one for the
+ * relayer (its target is the relayer's observer, the same log) and one for the DSO's allowance
+ * desk. Households reach them all by their .onion names and no exit is involved. "exit" sends households to the plain 127.0.0.1 endpoints
  * through exits. Onion is the default because it is the route that also works on the public Tor
  * network (exits there refuse loopback and private destinations) and the one that hides the
  * server's address too; its price is latency (a 6-hop path, twice the exit's, bench/tor.json).
@@ -22,8 +23,9 @@
  *
  * Faults (private network only), scheduled relative to the start of trading: "kill-relay" kills,
  * by PID, the relay that most of the households' live circuits pass through as a middle hop
- * (non-authorities preferred) or as their exit; "restart-onion" removes and re-adds the rpc or dso
- * onion service with the same key (new introduction points, every rendezvous circuit closed).
+ * (non-authorities preferred) or as their exit; "restart-onion" removes and re-adds one onion
+ * service with the same key (new introduction points, every rendezvous circuit closed). On the
+ * command line: parseTorFault ("kill-relay@90s,hop=exit", "restart-onion:rpc@2m").
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -39,7 +41,8 @@ import { assertTorInstalled, PROBE_PORT, type TorClientEndpoint, TorNetwork } fr
 
 export type TorRoute = "exit" | "onion";
 export type LiveTorIsolation = "pseudonym" | "household";
-export type OnionServiceName = "rpc" | "dso";
+export const ONION_SERVICE_NAMES = ["rpc", "dso", "relayer", "desk"] as const;
+export type OnionServiceName = (typeof ONION_SERVICE_NAMES)[number];
 
 export type TorFault =
   /**
@@ -63,6 +66,12 @@ export interface LiveTorOptions {
   isolation?: LiveTorIsolation;
   /** Private network: Tor clients the households share round robin. Default 1. */
   clients?: number;
+  /**
+   * Private network: "shared" (default) puts the exits on 127.0.0.1, so every stream to a lab
+   * service leaves through one exit (an exit enclave); "own" gives each exit an address of its own
+   * and clients pick any exit, as on the public network (TorNetwork.exitAddresses).
+   */
+  exitPlacement?: "shared" | "own";
   /** Bootstrap (private) or onion publication (existing) budget, ms. Default 90 000, 240 000 with a hop delay. */
   bootstrapTimeoutMs?: number;
   /**
@@ -83,6 +92,10 @@ export interface StartLiveTorOptions {
   rpcUrl: string;
   /** The plain ZeroMQ endpoint of the DSO, "tcp://127.0.0.1:Q". */
   dsoEndpoint: string;
+  /** zk runs: the plain URL households are given for the relayer (its observer's), "http://127.0.0.1:R". */
+  relayerUrl?: string;
+  /** zk runs: the plain ZeroMQ endpoint of the DSO's allowance desk, "tcp://127.0.0.1:S". */
+  deskEndpoint?: string;
   /** One-way delay on every OR link (private network). Default 0. */
   hopDelayMs?: number;
   signal?: AbortSignal;
@@ -127,6 +140,11 @@ export interface TorInventory {
     reverted: number;
   };
   zmq: {
+    /**
+     * Who answered the withdrawals: the DSO over ZeroMQ, or (zk runs) the household's private
+     * withdrawer, whose proofs and relayer calls are not DSO requests: `retried` is 0 then.
+     */
+    withdrawalsVia: "dso" | "zk";
     withdrawals: number;
     /** Re-sends by the DSO client: a withdrawal answered after k timeouts was sent k + 1 times. */
     retried: number;
@@ -147,11 +165,19 @@ export interface LiveTorDescription {
   hopDelayMs: number;
   torVersion?: string;
   bootstrapS?: number;
-  network?: { authorities: number; relays: number; exits: number; clients: number; onionHosts: number };
+  network?: {
+    authorities: number;
+    relays: number;
+    exits: number;
+    exitPlacement: "shared" | "own";
+    clients: number;
+    onionHosts: number;
+  };
   /** Private network: every tor the run started, by PID (all stopped when the run ends). */
   torPids?: number[];
   socks: string[];
-  onionServices?: Record<OnionServiceName, string>;
+  /** Service name -> its .onion hostname (rpc and dso; relayer and desk in zk runs). */
+  onionServices?: Partial<Record<OnionServiceName, string>>;
   isolationSalt: string;
   retryBudgetMs: number;
 }
@@ -194,8 +220,7 @@ export class LiveTor {
         `"onion" publishes the node as an onion service, so the node must be local (http://127.x.y.z), got ${o.rpcUrl}; use route "exit" for a remote node`,
       );
     }
-    const rpcPort = Number(rpc.port || 80);
-    const dsoPort = Number(dso![2]);
+    const services = onionServicePlan(o);
     const isolationSalt = randomBytes(8).toString("hex");
     const retryBudgetMs = t.retryBudgetMs ?? 60_000;
     const bootstrapTimeoutMs = t.bootstrapTimeoutMs ?? (hopDelayMs > 0 ? 240_000 : 90_000);
@@ -207,32 +232,38 @@ export class LiveTor {
       const net = await TorNetwork.start({
         clients,
         hopDelayMs,
+        ...(t.exitPlacement ? { exitPlacement: t.exitPlacement } : {}),
         torPath: t.torPath,
         bootstrapTimeoutMs,
         signal: o.signal,
         log,
         onionServices:
           route === "onion"
-            ? [
-                { name: "rpc", targetPort: rpcPort, virtualPort: ONION_RPC_PORT },
-                { name: "dso", targetPort: dsoPort },
-              ]
+            ? services.map((s) => ({ name: s.name, targetPort: s.targetPort, virtualPort: s.virtualPort }))
             : [],
       });
-      const onions = route === "onion" ? { rpc: net.onion("rpc").hostname, dso: net.onion("dso").hostname } : undefined;
+      const onions =
+        route === "onion" ? Object.fromEntries(services.map((s) => [s.name, net.onion(s.name).hostname])) : undefined;
       return new LiveTor(
         {
           ...base,
           tor: "private",
           torVersion,
           bootstrapS: net.bootstrapMs / 1000,
-          network: { authorities: 3, relays: 1, exits: 2, clients, onionHosts: route === "onion" ? 1 : 0 },
+          network: {
+            authorities: 3,
+            relays: 1,
+            exits: 2,
+            exitPlacement: t.exitPlacement ?? "shared",
+            clients,
+            onionHosts: route === "onion" ? 1 : 0,
+          },
           torPids: net.nodes.map((n) => n.pid),
           socks: net.clients.map((c) => `${c.socksHost}:${c.socksPort}`),
           ...(onions ? { onionServices: onions } : {}),
         },
         net.clients,
-        onions ? onionRoutesFor(o.rpcUrl, o.dsoEndpoint, onions) : {},
+        onions ? onionRoutesFor(services, onions) : {},
         net,
         () => net.stop(),
         faults,
@@ -253,11 +284,11 @@ export class LiveTor {
         log,
       );
     }
-    const published = await publishOnExisting(client, rpcPort, dsoPort, bootstrapTimeoutMs, o.signal, log);
+    const published = await publishOnExisting(client, services, bootstrapTimeoutMs, o.signal, log);
     return new LiveTor(
       { ...base, tor: "existing", socks: [t.existing.socks], onionServices: published.onions },
       [client],
-      onionRoutesFor(o.rpcUrl, o.dsoEndpoint, published.onions),
+      onionRoutesFor(services, published.onions),
       undefined,
       published.release,
       faults,
@@ -343,6 +374,63 @@ export class LiveTor {
   }
 }
 
+const FAULT_SYNTAX = "kill-relay@TIME[,hop=middle|exit][,directory=drops|keeps] or restart-onion:SERVICE@TIME";
+
+/**
+ * A fault as the command line writes it (`petra live --tor --tor-fault ...`), TIME after the start
+ * of trading with a unit, ms, s or m:
+ *
+ *   kill-relay@90s                       the busiest middle relay, dropped from the directory
+ *   kill-relay@90s,hop=exit,directory=keeps
+ *   restart-onion:rpc@2m                 also dso, relayer, desk (zk runs)
+ *
+ * Throws INVALID_ARGUMENT naming the part that is wrong.
+ */
+export function parseTorFault(text: string): TorFault {
+  const fail = (part: string, why: string): never => {
+    throw new PetraError("INVALID_ARGUMENT", `--tor-fault "${text}": ${part}: ${why} (syntax: ${FAULT_SYNTAX})`, {
+      parameter: "--tor-fault",
+      part,
+    });
+  };
+  const [head = "", ...options] = text.trim().split(",");
+  const at = head.lastIndexOf("@");
+  if (at < 0) fail(head || "(empty)", "needs @TIME, e.g. kill-relay@90s");
+  const what = head.slice(0, at);
+  const time = head.slice(at + 1);
+  const t = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(time);
+  if (!t) fail(`@${time}`, "TIME must be a number with a unit ms, s or m, e.g. 90s");
+  const atMs = Math.round(Number(t?.[1]) * { ms: 1, s: 1000, m: 60_000 }[t?.[2] as "ms" | "s" | "m"]);
+  const [kind, service, ...extra] = what.split(":");
+  if (kind === "kill-relay") {
+    if (service !== undefined) fail(what, "kill-relay takes no :SERVICE (it picks the busiest relay)");
+    const fault: Extract<TorFault, { kind: "kill-relay" }> = { kind: "kill-relay", atMs };
+    for (const option of options) {
+      const [key, value, ...more] = option.split("=");
+      if (more.length > 0 || value === undefined) fail(option, "options are KEY=VALUE");
+      if (key === "hop") {
+        if (value !== "middle" && value !== "exit") fail(option, 'hop must be "middle" or "exit"');
+        fault.hop = value as "middle" | "exit";
+      } else if (key === "directory") {
+        if (value !== "drops" && value !== "keeps") fail(option, 'directory must be "drops" or "keeps"');
+        fault.directory = value as "drops" | "keeps";
+      } else {
+        fail(option, "unknown option (kill-relay takes hop= and directory=)");
+      }
+    }
+    return fault;
+  }
+  if (kind === "restart-onion") {
+    if (service === undefined || extra.length > 0)
+      fail(what, `needs one service: restart-onion:${ONION_SERVICE_NAMES.join("|")}`);
+    if (!(ONION_SERVICE_NAMES as readonly string[]).includes(service as string))
+      fail(service as string, `unknown onion service, must be ${ONION_SERVICE_NAMES.join(", ")}`);
+    if (options.length > 0) fail(options.join(","), "restart-onion takes no options");
+    return { kind: "restart-onion", service: service as OnionServiceName, atMs };
+  }
+  return fail(kind || "(empty)", 'unknown fault, must be "kill-relay" or "restart-onion"');
+}
+
 /** Throws INVALID_ARGUMENT naming the option when the Tor options do not fit together. */
 export function validateLiveTorOptions(t: LiveTorOptions): void {
   check(
@@ -360,8 +448,18 @@ export function validateLiveTorOptions(t: LiveTorOptions): void {
     "tor.clients",
     "must be an integer >= 1",
   );
+  check(
+    t.exitPlacement === undefined || t.exitPlacement === "shared" || t.exitPlacement === "own",
+    "tor.exitPlacement",
+    `must be "shared" or "own", got "${t.exitPlacement}"`,
+  );
   if (t.existing) {
     check(t.clients === undefined, "tor.clients", "applies to the private network only, not to --tor-socks");
+    check(
+      t.exitPlacement === undefined,
+      "tor.exitPlacement",
+      "applies to the private network only, not to --tor-socks",
+    );
     check(
       (t.route ?? "onion") === "exit" || t.existing.control !== undefined,
       "tor.existing.control",
@@ -385,21 +483,67 @@ export function validateLiveTorOptions(t: LiveTorOptions): void {
     }
     if (f.kind === "restart-onion") {
       check((t.route ?? "onion") === "onion", "tor.faults", "restart-onion needs the onion route");
-      check(f.service === "rpc" || f.service === "dso", "tor.faults.service", 'must be "rpc" or "dso"');
+      check(
+        (ONION_SERVICE_NAMES as readonly string[]).includes(f.service),
+        "tor.faults.service",
+        `must be ${ONION_SERVICE_NAMES.join(", ")}, got "${f.service}"`,
+      );
     }
   }
 }
 
-function onionRoutesFor(
-  rpcUrl: string,
-  dsoEndpoint: string,
-  onions: Record<OnionServiceName, string>,
-): Record<string, string> {
-  const dsoPort = Number(/:(\d+)$/.exec(dsoEndpoint)?.[1]);
-  return {
-    [rpcUrl.replace(/\/$/, "")]: `http://${onions.rpc}:${ONION_RPC_PORT}`,
-    [dsoEndpoint]: `tcp://${onions.dso}:${dsoPort}`,
+/** An onion service of the run: what households are given (`plain`), and what the service forwards. */
+interface OnionServicePlan {
+  name: OnionServiceName;
+  /** The plain endpoint households are configured with: an http URL (no path) or tcp://127.x.y.z:P. */
+  plain: string;
+  scheme: "http" | "tcp";
+  targetPort: number;
+  virtualPort: number;
+}
+
+/** The run's onion services: the node and the DSO, and in zk runs the relayer and the allowance desk. */
+function onionServicePlan(o: StartLiveTorOptions): OnionServicePlan[] {
+  const http = (name: OnionServiceName, url: string): OnionServicePlan => {
+    const u = new URL(url);
+    return {
+      name,
+      plain: url.replace(/\/+$/, ""),
+      scheme: "http",
+      targetPort: Number(u.port || 80),
+      virtualPort: ONION_RPC_PORT,
+    };
   };
+  const tcp = (name: OnionServiceName, endpoint: string): OnionServicePlan => {
+    const m = /^tcp:\/\/(127\.\d+\.\d+\.\d+):(\d+)$/.exec(endpoint);
+    check(
+      m !== null,
+      name === "dso" ? "dsoEndpoint" : "deskEndpoint",
+      `must be tcp://127.x.y.z:PORT, got "${endpoint}"`,
+    );
+    const port = Number(m![2]);
+    return { name, plain: endpoint, scheme: "tcp", targetPort: port, virtualPort: port };
+  };
+  const plan = [http("rpc", o.rpcUrl), tcp("dso", o.dsoEndpoint)];
+  if (o.relayerUrl !== undefined) {
+    check(
+      /^http:\/\/127\.\d+\.\d+\.\d+:\d+\/?$/.test(o.relayerUrl),
+      "relayerUrl",
+      `must be http://127.x.y.z:PORT, got "${o.relayerUrl}"`,
+    );
+    plan.push(http("relayer", o.relayerUrl));
+  }
+  if (o.deskEndpoint !== undefined) plan.push(tcp("desk", o.deskEndpoint));
+  return plan;
+}
+
+function onionRoutesFor(
+  services: readonly OnionServicePlan[],
+  onions: Partial<Record<OnionServiceName, string>>,
+): Record<string, string> {
+  return Object.fromEntries(
+    services.map((s) => [s.plain, `${s.scheme}://${onions[s.name] as string}:${s.virtualPort}`]),
+  );
 }
 
 /**
@@ -456,18 +600,17 @@ async function busiestRelay(
 }
 
 /**
- * ADD_ONION on an existing client for the node and the DSO, waits for both descriptors and for the
+ * ADD_ONION on an existing client for the run's services, waits for their descriptors and for the
  * services to answer through that client's SOCKS port. The control connection stays open: tor
  * removes the services when it closes (release(), or this process ending).
  */
 async function publishOnExisting(
   client: TorClientEndpoint,
-  rpcPort: number,
-  dsoPort: number,
+  services: readonly OnionServicePlan[],
   timeoutMs: number,
   signal: AbortSignal | undefined,
   log: (line: string) => void,
-): Promise<{ onions: Record<OnionServiceName, string>; release: () => Promise<void> }> {
+): Promise<{ onions: Partial<Record<OnionServiceName, string>>; release: () => Promise<void> }> {
   if (!client.control) {
     throw new PetraError("INVALID_ARGUMENT", "tor.existing.control: the onion route needs the control port");
   }
@@ -495,7 +638,8 @@ async function publishOnExisting(
         throw new PetraError("TOR_CONTROL_FAILED", "ADD_ONION: no ServiceID in the reply", { reply: reply.lines });
       return id;
     };
-    const ids = { rpc: await add(ONION_RPC_PORT, rpcPort), dso: await add(dsoPort, dsoPort) };
+    const ids: Partial<Record<OnionServiceName, string>> = {};
+    for (const s of services) ids[s.name] = await add(s.virtualPort, s.targetPort);
     const t0 = performance.now();
     const late = () => {
       if (signal?.aborted) throw new PetraError("PROCESS_FAILED", "onion publication aborted by its caller");
@@ -507,11 +651,11 @@ async function publishOnExisting(
         );
       }
     };
-    while (!uploaded.has(ids.rpc) || !uploaded.has(ids.dso)) {
+    while (Object.values(ids).some((id) => !uploaded.has(id))) {
       late();
       await new Promise((r) => setTimeout(r, 250));
     }
-    for (const id of Object.values(ids)) {
+    for (const id of Object.values(ids) as string[]) {
       for (let attempt = 1; ; attempt++) {
         const reply = await socks5Connect(
           client.socksPort,
@@ -526,7 +670,7 @@ async function publishOnExisting(
       }
     }
     log(`onion services published on the existing Tor client in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    return { onions: { rpc: `${ids.rpc}.onion`, dso: `${ids.dso}.onion` }, release };
+    return { onions: Object.fromEntries(Object.entries(ids).map(([n, id]) => [n, `${id}.onion`])), release };
   } catch (e) {
     await release();
     throw e;
@@ -546,7 +690,10 @@ export function torInventory(input: {
   /** household id -> its log file. */
   logFiles: ReadonlyMap<string, string>;
   dsoTimeoutMs: number;
+  /** Default "dso". */
+  withdrawalsVia?: "dso" | "zk";
 }): TorInventory {
+  const via = input.withdrawalsVia ?? "dso";
   const rpc: TorInventory["rpc"] = {
     requests: 0,
     failedAttempts: 0,
@@ -605,8 +752,10 @@ export function torInventory(input: {
       reverted: sent.filter((r) => input.revertedTxHashes.has(hash(r.txHash))).length,
     },
     zmq: {
+      withdrawalsVia: via,
       withdrawals: withdrawals.length,
-      retried: withdrawals.reduce((n, w) => n + Math.floor((w.doneAtMs - w.atMs) / input.dsoTimeoutMs), 0),
+      retried:
+        via === "dso" ? withdrawals.reduce((n, w) => n + Math.floor((w.doneAtMs - w.atMs) / input.dsoTimeoutMs), 0) : 0,
       unanswered: withdrawals.filter((w) => !w.ok && /no answer from the DSO/.test(w.reason ?? "")).length,
       maxAnswerS: withdrawals.reduce((m, w) => Math.max(m, (w.doneAtMs - w.atMs) / 1000), 0),
     },

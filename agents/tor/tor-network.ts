@@ -60,6 +60,11 @@ export interface TorNetworkOptions {
    * Default 0 (no proxies).
    */
   hopDelayMs?: number;
+  /**
+   * Where exits live: "shared" (default) on 127.0.0.1 with everything else, "own" each on an
+   * address of its own (127.0.1.1, 127.0.1.2, ...). See exitAddresses for what that changes.
+   */
+  exitPlacement?: "shared" | "own";
   /** Default "tor" and "tor-gencert" from PATH. */
   torPath?: string;
   torGencertPath?: string;
@@ -229,6 +234,8 @@ interface NodePlan {
   socksPort?: number;
   fingerprint?: string;
   v3ident?: string;
+  /** The relay's Address and ORPort host. */
+  address: string;
 }
 
 export class TorNetwork {
@@ -275,6 +282,11 @@ export class TorNetwork {
     check(new Set(services.map((s) => s.name)).size === services.length, "onionServices", "names must be unique");
     const hopDelayMs = options.hopDelayMs ?? 0;
     check(hopDelayMs >= 0, "hopDelayMs", "must be >= 0");
+    check(
+      options.exitPlacement === undefined || options.exitPlacement === "shared" || options.exitPlacement === "own",
+      "exitPlacement",
+      'must be "shared" or "own"',
+    );
     assertTorInstalled(options);
     installExitHandlers();
 
@@ -298,6 +310,7 @@ export class TorNetwork {
           role,
           dataDir: join(dir, name),
           controlPort: 0,
+          address: role === "exit" && options.exitPlacement === "own" ? `127.0.1.${i + 1}` : "127.0.0.1",
         });
       }
     }
@@ -328,7 +341,13 @@ export class TorNetwork {
       if (hopDelayMs > 0) {
         for (const p of plans.filter((q) => q.orListenPort)) {
           net.proxies.push(
-            await DelayProxy.start({ listenPort: p.orPort, targetPort: p.orListenPort!, delayMs: hopDelayMs }),
+            await DelayProxy.start({
+              listenHost: p.address,
+              listenPort: p.orPort,
+              targetHost: p.address,
+              targetPort: p.orListenPort!,
+              delayMs: hopDelayMs,
+            }),
           );
         }
       }
@@ -371,17 +390,18 @@ export class TorNetwork {
 
   /**
    * Source addresses exits connect from (what an observer at the RPC node sees in Tor mode):
-   * their Address, 127.0.0.1. Exits cannot be told apart by address here: tor ignores
+   * 127.0.0.1 whatever the placement. Exits cannot be told apart by address here: tor ignores
    * OutboundBindAddressExit for loopback destinations (measured), and every destination is loopback.
    */
   get exitAddresses(): string[] {
-    // Every relay shares 127.0.0.1 with the lab's services, and Tor sends a stream whose destination
-    // is a relay's own address to that relay as its exit ("exit enclave"): so every stream to
-    // 127.0.0.1 leaves through one exit, the first listed, and that is also what makes exits usable
-    // here (with relays on addresses of their own, 127.0.1.x, tried, clients accepted no exit for a
-    // private destination: "All routers are down or won't exit"). The price: kill that exit and
-    // the exit route is down for the rest of the run, because the authorities (AssumeReachable, as
-    // in chutney) keep the dead relay listed as Running. The onion route does not depend on it.
+    // exitPlacement "shared": every relay shares 127.0.0.1 with the lab's services, and Tor sends a
+    // stream whose destination is a relay's own address to that relay as its exit ("exit
+    // enclave", router_find_exact_exit_enclave): so every stream to 127.0.0.1 leaves through one
+    // exit, the first listed. Kill it and the exit route is down for the rest of the run, because
+    // the authorities (AssumeReachable, as in chutney) keep the dead relay listed as Running.
+    // exitPlacement "own": no relay is on 127.0.0.1, so there is no enclave and clients pick any
+    // exit, as on the public network (the exits' policy then has to read "accept *:*", see
+    // writeTorrcs). The onion route depends on neither.
     return this.plans.some((p) => p.role === "exit") ? ["127.0.0.1"] : [];
   }
 
@@ -588,15 +608,17 @@ export class TorNetwork {
         ...dirAuthorities,
       ];
       if (p.role === "authority" || p.role === "relay" || p.role === "exit") {
-        lines.push("Address 127.0.0.1", `ContactInfo ${p.name}@petra.invalid`, "SocksPort 0");
+        lines.push(`Address ${p.address}`, `ContactInfo ${p.name}@petra.invalid`, "SocksPort 0");
         if (p.orListenPort) {
           lines.push(
-            `ORPort 127.0.0.1:${p.orPort} NoListen IPv4Only`,
-            `ORPort 127.0.0.1:${p.orListenPort} NoAdvertise IPv4Only`,
+            `ORPort ${p.address}:${p.orPort} NoListen IPv4Only`,
+            `ORPort ${p.address}:${p.orListenPort} NoAdvertise IPv4Only`,
           );
         } else {
-          lines.push(`ORPort 127.0.0.1:${p.orPort} IPv4Only`);
+          lines.push(`ORPort ${p.address}:${p.orPort} IPv4Only`);
         }
+        // Connections to other relays leave from the relay's own address, as on a real network.
+        if (p.address !== "127.0.0.1") lines.push(`OutboundBindAddressOR ${p.address}`);
       }
       if (p.role === "authority") {
         lines.push(
@@ -614,7 +636,7 @@ export class TorNetwork {
         );
       }
       if (p.role === "relay") lines.push("ExitRelay 0", "ExitPolicy reject *:*");
-      if (p.role === "exit") {
+      if (p.role === "exit" && p.address === "127.0.0.1") {
         lines.push(
           "ExitRelay 1",
           "IPv6Exit 0",
@@ -623,6 +645,21 @@ export class TorNetwork {
           "ExitPolicyRejectLocalInterfaces 0",
           "ExitPolicy accept 127.0.0.0/8:*",
           "ExitPolicy reject *:*",
+        );
+      } else if (p.role === "exit") {
+        lines.push(
+          "ExitRelay 1",
+          "IPv6Exit 0",
+          "ExitPolicyRejectPrivate 0",
+          "ExitPolicyRejectLocalInterfaces 0",
+          // An exit on an address of its own is chosen by the clients' ordinary exit selection, and
+          // that found no exit for 127.0.0.1 under "accept 127.0.0.0/8:*" (tor 0.4.9: "Found 0
+          // servers that might support 0/1 pending connections"), but does under "accept *:*".
+          // The bind keeps it on loopback all the same: tor binds exit connections to
+          // OutboundBindAddressExit except for loopback destinations, and the kernel refuses a
+          // loopback source towards anything else (EINVAL).
+          "ExitPolicy accept *:*",
+          `OutboundBindAddressExit ${p.address}`,
         );
       }
       if (p.role === "client" || p.role === "onion-host") {
@@ -799,7 +836,9 @@ export class TorNetwork {
         for (const q of relays) {
           if (haveDescriptor.has(q.name)) continue;
           const desc = await control.getInfo(`desc/id/${q.fingerprint}`).catch(() => "");
-          if (desc !== "" && (q.role !== "exit" || desc.includes("accept 127.0.0.0/8:*"))) haveDescriptor.add(q.name);
+          // An exit's descriptor counts once it carries the exit policy (not an older reject-all one).
+          const policy = q.address === "127.0.0.1" ? "accept 127.0.0.0/8:*" : "accept *:*";
+          if (desc !== "" && (q.role !== "exit" || desc.includes(policy))) haveDescriptor.add(q.name);
         }
         missing = relays
           .filter((q) => {

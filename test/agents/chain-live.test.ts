@@ -1,6 +1,8 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { expect } from "chai";
-import { HDNodeWallet } from "ethers";
-import { LiveChain } from "../../agents/chain-live";
+import { HDNodeWallet, JsonRpcProvider, Network, Wallet } from "ethers";
+import { LiveChain, MARKET_GAS_LIMITS, marketGasLimits, SerialNonceSigner } from "../../agents/chain-live";
 import { LiveClock } from "../../agents/clock-live";
 import { deployEnergyMarket } from "../../agents/deploy-market";
 import type { ChainLog } from "../../agents/interfaces";
@@ -116,5 +118,75 @@ describe("LiveChain # against hardhat node over JSON-RPC", function () {
     const last = MARKET.parseLog(seen[23] as ChainLog);
     expect(last?.name).to.equal("AssetAdded");
     expect(last?.args.powerW).to.equal(77n);
+  });
+});
+
+describe("SerialNonceSigner # signing", () => {
+  const network = Network.from(31337);
+  const provider = new JsonRpcProvider("http://127.0.0.1:1/", network, { staticNetwork: network });
+  const market = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+
+  it("signs the same bytes as ethers' Wallet and has its address", async () => {
+    for (const i of [0, 5, 9]) {
+      const signer = new SerialNonceSigner(key(i), provider);
+      const wallet = new Wallet(key(i));
+      expect(signer.address).to.equal(wallet.address);
+      const tx = {
+        type: 2,
+        chainId: 31337,
+        nonce: i,
+        to: market,
+        data: MARKET.encodeFunctionData("postOffer", [7n, 11n]),
+        value: 0n,
+        gasLimit: 200_000n,
+        maxFeePerGas: 3_000_000_000n,
+        maxPriorityFeePerGas: 1_000_000_000n,
+      };
+      expect(await signer.signTransaction(tx)).to.equal(await wallet.signTransaction(tx));
+    }
+  });
+
+  it("refuses a transaction from another address, naming the field", async () => {
+    const signer = new SerialNonceSigner(key(0), provider);
+    const other = new Wallet(key(1)).address;
+    const error = await signer
+      .signTransaction({ from: other, to: market, chainId: 31337, nonce: 0, gasLimit: 21_000n, gasPrice: 1n })
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(error?.message).to.match(/tx\.from/);
+  });
+
+  it("gives the market's methods a fixed gas limit, and nothing else one", () => {
+    const limitOf = marketGasLimits(market);
+    expect(limitOf({ to: market, data: MARKET.encodeFunctionData("acceptOffer", [1n, 2n]) })).to.equal(
+      MARKET_GAS_LIMITS.acceptOffer,
+    );
+    expect(limitOf({ to: market.toLowerCase(), data: MARKET.encodeFunctionData("postOffer", [1n, 2n]) })).to.equal(
+      MARKET_GAS_LIMITS.postOffer,
+    );
+    // A mint is the DSO's, sized by its batch: estimated, not fixed.
+    expect(limitOf({ to: market, data: MARKET.encodeFunctionData("addEnergyAsset", [market, 1, 1, 1]) })).to.equal(
+      undefined,
+    );
+    expect(
+      limitOf({ to: new Wallet(key(1)).address, data: MARKET.encodeFunctionData("postOffer", [1n, 2n]) }),
+    ).to.equal(undefined);
+  });
+
+  it("leaves every fixed limit 25% above the most gas the method used in gas-snapshot.json", () => {
+    // The snapshot is measured (test/contracts/gas-snapshot.test.ts fails when it drifts), so a
+    // contract change that outgrows a limit fails here instead of as out-of-gas reverts in runs.
+    const snapshot = JSON.parse(
+      fs.readFileSync(path.join(__dirname, "..", "..", "gas-snapshot.json"), "utf8"),
+    ) as Record<string, number>;
+    for (const [method, limit] of Object.entries(MARKET_GAS_LIMITS)) {
+      const used = Object.entries(snapshot)
+        .filter(([name]) => name.startsWith(`${method} `) || name === method)
+        .map(([, gas]) => gas);
+      expect(used, method).to.not.be.empty;
+      expect(Number(limit), method).to.be.at.least(Math.ceil(Math.max(...used) * 1.25));
+    }
   });
 });

@@ -9,9 +9,14 @@ import {
   HttpRequestReader,
   NetworkObserver,
   readObserverLog,
+  relayedTransactions,
+  relayRecipient,
   submittedTransactions,
 } from "../../agents/network-observer";
 import { DirectTransport, loopbackAddressFor } from "../../agents/transport-direct";
+import { parseObserverLog } from "../../attacks/dataset";
+import { networkObserver } from "../../attacks/heuristic-network";
+import { RelayerClient } from "../../mixer/relayer-client";
 
 describe("NetworkObserver", () => {
   let rpc: Server;
@@ -82,6 +87,100 @@ describe("NetworkObserver", () => {
         expect(submittedTransactions('{"method":"eth_blockNumber","params":[]}')).to.deep.equal([]);
         expect(submittedTransactions("not json")).to.deep.equal([]);
       });
+  });
+
+  it("in front of the relayer, records each relay's source and recipient with the transactions it answers with", async () => {
+    // Answers in the relayer's wire form (mixer/relayer-protocol.ts): the observer, not the relayer, is under test.
+    const hashes = new Map<string, string[]>();
+    const relayer = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => {
+        body += d;
+      });
+      req.on("end", () => {
+        const recipient = relayRecipient(body);
+        const answer = recipient
+          ? {
+              ok: true,
+              relayer: "0x",
+              transactions: (hashes.get(recipient) ?? []).map((hash) => ({ kind: "mixer", hash })),
+            }
+          : { ok: false, error: { code: "BAD_REQUEST", message: "no recipient" } };
+        res.writeHead(recipient ? 200 : 400, { "content-type": "application/json" });
+        res.end(JSON.stringify(answer));
+      });
+    });
+    await new Promise<void>((r) => relayer.listen(0, "127.0.0.1", () => r()));
+    const log = join(tmpdir(), `petra-observer-relayer-${process.pid}.jsonl`);
+    const observer = await NetworkObserver.start({
+      name: "relayer",
+      protocol: "relayer",
+      targetPort: (relayer.address() as AddressInfo).port,
+      logPath: log,
+    });
+    const transport = new DirectTransport({ sourceAddressByIdentity: { h0: "127.0.0.2", h1: "127.0.0.3" } });
+    const pseudonyms = [`0x${"a1".repeat(20)}`, `0x${"b2".repeat(20)}`, `0x${"c3".repeat(20)}`];
+    hashes.set(pseudonyms[0] as string, [`0x${"01".repeat(32)}`, `0x${"02".repeat(32)}`]);
+    hashes.set(pseudonyms[1] as string, [`0x${"03".repeat(32)}`]);
+    hashes.set(pseudonyms[2] as string, [`0x${"04".repeat(32)}`]);
+    try {
+      const h0 = new RelayerClient({ url: observer.url(), transport, identity: "h0" });
+      const h1 = new RelayerClient({ url: observer.url(), transport, identity: "h1" });
+      // Several requests on one keep-alive connection, a refusal among them: answers pair with requests in order.
+      for (const [client, recipient] of [
+        [h0, pseudonyms[0]],
+        [h0, undefined],
+        [h0, pseudonyms[1]],
+        [h1, pseudonyms[2]],
+      ] as const) {
+        await client.request("POST", "/v1/relay", JSON.stringify(recipient ? { mixer: { recipient } } : {}));
+      }
+    } finally {
+      await transport.close();
+      await observer.close();
+      relayer.close();
+    }
+    const records = readObserverLog(readFileSync(log, "utf8"));
+    const txs = records.filter((r) => r.kind === "transaction");
+    expect(txs.map((r) => [r.observer, r.sourceAddress, r.txFrom, r.txHash])).to.deep.equal([
+      ["relayer", "127.0.0.2", pseudonyms[0], `0x${"01".repeat(32)}`],
+      ["relayer", "127.0.0.2", pseudonyms[0], `0x${"02".repeat(32)}`],
+      ["relayer", "127.0.0.2", pseudonyms[1], `0x${"03".repeat(32)}`],
+      ["relayer", "127.0.0.3", pseudonyms[2], `0x${"04".repeat(32)}`],
+    ]);
+    expect(records.filter((r) => r.kind === "connection").map((r) => r.sourceAddress)).to.have.members([
+      "127.0.0.2",
+      "127.0.0.3",
+    ]);
+    // The network-level attack reads the same log: h0's two pseudonyms are linked, h1's stays apart.
+    const observed = parseObserverLog(readFileSync(log, "utf8").split("\n"), log);
+    const links = networkObserver.link(
+      {
+        header: {
+          kind: "header",
+          version: 1,
+          chainId: 1,
+          fromBlock: 0,
+          toBlock: 0,
+          contracts: { market: "0x" },
+          dso: "0x",
+        },
+        transactions: [],
+        events: [],
+        observer: observed,
+      },
+      {},
+    );
+    const pairs = links.map((l) =>
+      [l.a, l.b]
+        .map((x) => x.toLowerCase())
+        .sort()
+        .join("-"),
+    );
+    expect(pairs).to.deep.equal([[pseudonyms[0], pseudonyms[1]].sort().join("-")]);
+    rmSync(log, { force: true });
+    expect(relayedTransactions('{"ok":false}')).to.deep.equal([]);
+    expect(relayRecipient("not json")).to.equal(undefined);
   });
 
   it("stamps records with the injected clock and adds its delay in each direction", async () => {

@@ -17,10 +17,12 @@ import { coverWithNotes, PrivateWithdrawer } from "../../agents/private-withdraw
 import { PseudonymWallet } from "../../agents/pseudonym-wallet";
 import { createRng } from "../../common/rng";
 import { deployZk } from "../../mixer/deploy";
-import { Prover } from "../../mixer/prover";
+import { buildPoseidon } from "../../mixer/poseidon";
+import { Prover, toSolidityProof } from "../../mixer/prover";
 import { Relayer } from "../../mixer/relayer";
-import { RelayerClient } from "../../mixer/relayer-client";
-import type { EnergyMarket, Mixer } from "../../typechain-types";
+import { proveMixerWithdrawal, RelayerClient } from "../../mixer/relayer-client";
+import { syncMixerTree } from "../../mixer/tree-sync";
+import { type EnergyMarket, type Mixer, Mixer__factory } from "../../typechain-types";
 import { hardhatPrivateKey, testGrid, testKey } from "../fixtures/dso";
 import { counterBytes } from "../fixtures/zk";
 
@@ -71,6 +73,9 @@ describe("agents/private-withdrawer", () => {
   let prover: Prover;
   let market: EnergyMarket;
   const state = {} as { zk: Awaited<ReturnType<typeof deployZk>>; fromBlock: number };
+  let withdrawer: PrivateWithdrawer;
+  let store: PrivateStore;
+  let pseudonymKey: string;
 
   before(async () => {
     prover = new Prover();
@@ -145,14 +150,25 @@ describe("agents/private-withdrawer", () => {
   it("takes energy and money to a fresh pseudonym through the relayer, and the DSO's records cannot say whose it is", async function () {
     this.timeout(120_000);
     const balanceBefore = book.balance("h1") as number;
-    const withdrawer = new PrivateWithdrawer({
+    store = PrivateStore.open(join(dir, "h1.private.json"), "h1");
+    withdrawer = new PrivateWithdrawer({
       householdId: "h1",
       clock,
       provider: hre.ethers.provider,
       desk: deskClient,
+      pseudonymDesk: ({ address, key }) =>
+        new AllowanceDeskClient({
+          endpoint: desk.endpoint,
+          householdId: address,
+          key,
+          clock,
+          dsoPublicKeyHex: publicKeyHex(dsoKey),
+          timeoutMs: 20_000,
+          attempts: 1,
+        }),
       relayer: new RelayerClient({ url: relayer.url }),
       prover,
-      store: PrivateStore.open(join(dir, "h1.private.json"), "h1"),
+      store,
       chainId: 31337n,
       vaults: { consumption: await state.zk.vault.getAddress() },
       pools: new Map(
@@ -178,6 +194,7 @@ describe("agents/private-withdrawer", () => {
       policy: { kind: "per-interval" },
       rng: createRng(7),
     }).next(100);
+    pseudonymKey = pseudonym.privateKey;
     expect(await hre.ethers.provider.getBalance(pseudonym.address)).to.equal(0n);
     const outcome = await withdrawer.withdraw({
       requestId: "h1:100",
@@ -227,5 +244,112 @@ describe("agents/private-withdrawer", () => {
     const deskRows = desk.records().filter((r) => r.householdId === "h1");
     expect(deskRows.map((r) => r.kind).sort()).to.deep.equal(["allowance", "notes"]);
     expect(JSON.stringify(deskRows).toLowerCase()).not.to.include(needles[0]);
+  });
+
+  it("credits money a pseudonym deposits back through notes exactly once, when the household redeems them", async function () {
+    this.timeout(180_000);
+    const pseudonym = new Wallet(pseudonymKey, hre.ethers.provider);
+    const dsoAddress = await market.dso();
+    const balanceBefore = book.balance("h1") as number;
+    const dsoMoneyBefore = await market.financialBalance(dsoAddress);
+    // The pseudonym holds 10000 - 30 from the first test: 9 notes of 1000, change 970 stays.
+    expect(await market.financialBalance(pseudonym.address)).to.equal(9970n);
+    const back = await withdrawer.depositBack(pseudonym);
+    const { lastDepositBlock, ...outcome } = back;
+    expect(outcome).to.deep.equal({ pseudonym: pseudonym.address, amount: 9000n, notes: 9, change: 970n, refused: [] });
+    // The block the prosumer waits to replay before it reads the balance again.
+    const logs = await market.queryFilter(market.filters.FinancialDeposited(pseudonym.address));
+    expect(lastDepositBlock).to.equal(logs.at(-1)?.blockNumber);
+    expect(await market.financialBalance(pseudonym.address)).to.equal(970n);
+    expect(withdrawer.holdings().notes).to.deep.equal({ "1000": 9 });
+    // The DSO's watcher sees the deposit, and credits no one: it does not know the pseudonym.
+    const deposit = () =>
+      book.db
+        .prepare("SELECT household_id, amount FROM deposits WHERE kind = 'financial' AND anon_address = ?")
+        .get(pseudonym.address.toLowerCase()) as { household_id: string | null; amount: number } | undefined;
+    for (const until = Date.now() + 10_000; !deposit() && Date.now() < until; ) await clock.sleep(50);
+    expect(deposit()).to.deep.equal({ household_id: null, amount: 9000 });
+    expect(book.balance("h1")).to.equal(balanceBefore);
+
+    // A tampered proof and a proof paying someone else are refused by name; nothing is lost.
+    const poseidon = await buildPoseidon();
+    const note = store.notes.find((n) => n.status === "unspent") as (typeof store.notes)[number];
+    const tree = await syncMixerTree(Mixer__factory.connect(note.pool, hre.ethers.provider));
+    const redemption = async (recipient: string) => {
+      const wire = await proveMixerWithdrawal({
+        prover,
+        poseidon,
+        tree,
+        note: note.note,
+        pool: note.pool,
+        recipient,
+        relayer: dsoAddress,
+        fee: 0n,
+      });
+      const p = toSolidityProof(wire.proof as Parameters<typeof toSolidityProof>[0]);
+      const s = (x: bigint) => x.toString();
+      return {
+        pool: note.pool,
+        root: wire.root,
+        nullifierHash: wire.nullifierHash,
+        proof: {
+          pA: [s(p.pA[0]), s(p.pA[1])] as [string, string],
+          pB: [
+            [s(p.pB[0][0]), s(p.pB[0][1])],
+            [s(p.pB[1][0]), s(p.pB[1][1])],
+          ] as [[string, string], [string, string]],
+          pC: [s(p.pC[0]), s(p.pC[1])] as [string, string],
+        },
+      };
+    };
+    const good = await redemption(dsoAddress);
+    const tampered = {
+      ...good,
+      proof: { ...good.proof, pA: [good.proof.pA[1], good.proof.pA[0]] as [string, string] },
+    };
+    const elsewhere = await redemption(pseudonym.address);
+    for (const [what, body] of [
+      ["a tampered proof", tampered],
+      ["a proof paying the pseudonym", elsewhere],
+    ] as const) {
+      const r = await deskClient.redeemNote({ requestId: `bad-${what.length}`, ...body });
+      expect(r.type === "deskRefused" && r.reason, what).to.equal("PROOF_INVALID");
+      expect(r.type === "deskRefused" && r.message, what).to.match(/verifier|refuses/);
+    }
+    const pool = Mixer__factory.connect(note.pool, hre.ethers.provider);
+    expect(await pool.nullifierSpent(BigInt(good.nullifierHash))).to.equal(false);
+    expect(book.balance("h1")).to.equal(balanceBefore);
+
+    // The genuine one credits 1000; re-sent, it is answered again and credits nothing more; the
+    // same note under another request id is refused.
+    const first = await deskClient.redeemNote({ requestId: "h1:redeem:manual", ...good });
+    expect(first.type, JSON.stringify(first)).to.equal("noteRedeemed");
+    expect(book.balance("h1")).to.equal(balanceBefore + 1000);
+    expect(await deskClient.redeemNote({ requestId: "h1:redeem:manual", ...good })).to.deep.equal(first);
+    const twice = await deskClient.redeemNote({ requestId: "h1:redeem:again", ...good });
+    expect(twice.type === "deskRefused" && twice.reason).to.equal("NULLIFIER_SPENT");
+    expect(book.balance("h1")).to.equal(balanceBefore + 1000);
+    note.status = "spent";
+    store.save();
+
+    // The rest through the withdrawer.
+    const redeemed = await withdrawer.redeemNotes();
+    expect(redeemed).to.deep.equal({ redeemed: 8, amount: 8000n, balance: balanceBefore + 9000, refused: [] });
+    expect(book.balance("h1")).to.equal(balanceBefore + 9000);
+    expect(withdrawer.holdings().notes).to.deep.equal({});
+    expect(await market.financialBalance(dsoAddress)).to.equal(dsoMoneyBefore + 9000n);
+    expect(desk.stats.moneyRedeemed).to.equal(9000);
+
+    // What the desk recorded: the pseudonym's claim names no household, the household's
+    // redemptions name no pseudonym.
+    const rows = desk.records();
+    const claim = rows.filter((r) => r.kind === "deposit-back");
+    expect(claim.map((r) => [r.householdId, r.amount])).to.deep.equal([[pseudonym.address.toLowerCase(), 9000]]);
+    const redemptions = rows.filter((r) => r.kind === "redemption");
+    expect(redemptions.length).to.equal(9);
+    expect(new Set(redemptions.map((r) => r.householdId))).to.deep.equal(new Set(["h1"]));
+    expect(JSON.stringify(redemptions).toLowerCase()).not.to.include(pseudonym.address.toLowerCase().slice(2));
+    const redemptionTable = book.db.prepare("SELECT * FROM desk_redemptions").all();
+    expect(JSON.stringify(redemptionTable).toLowerCase()).not.to.include(pseudonym.address.toLowerCase().slice(2));
   });
 });

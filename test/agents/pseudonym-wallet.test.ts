@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { PseudonymWallet, type RotationPolicy } from "../../agents/pseudonym-wallet";
+import { HDNodeWallet, sha256, toUtf8Bytes } from "ethers";
+import { deriveChildKey, PseudonymWallet, type RotationPolicy } from "../../agents/pseudonym-wallet";
 import { isError } from "../../common/errors";
 import { createRng } from "../../common/rng";
 
@@ -36,6 +37,15 @@ describe("PseudonymWallet # derivation", () => {
     const { Wallet } = await import("ethers");
     const p = wallet({ kind: "single" }).at(0);
     expect(new Wallet(p.privateKey).address).to.equal(p.address);
+  });
+
+  it("derives each child as ethers' BIP-32 deriveChild does", () => {
+    const parent = HDNodeWallet.fromSeed(sha256(toUtf8Bytes("petra-lab/test"))).derivePath("m/44'/60'/1'/0");
+    for (const i of [0, 1, 2, 17, 1000, 2 ** 31 - 1]) {
+      const node = parent.deriveChild(i);
+      expect(deriveChildKey(parent, i)).to.deep.equal({ address: node.address, privateKey: node.privateKey });
+    }
+    expect(() => deriveChildKey(parent, 2 ** 31)).to.throw(/index/);
   });
 });
 

@@ -1,4 +1,6 @@
 import { readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -21,6 +23,8 @@ import { useExistingTor } from "../../agents/tor/tor-existing";
 import { TorNetwork, torAvailable } from "../../agents/tor/tor-network";
 import { loopbackAddressFor } from "../../agents/transport-direct";
 import { rpcSubject, TorTransport, torTransportConfigSchema, torTransportFromConfig } from "../../agents/transport-tor";
+import { RelayerClient } from "../../mixer/relayer-client";
+import type { RelayRequest } from "../../mixer/relayer-protocol";
 
 // Hardhat's well-known development keys (accounts #0 and #1 of "test test ... junk").
 const DSO_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -293,8 +297,19 @@ describe("TorTransport", () => {
       },
       rpcUrl: observer.url(),
       dsoEndpoint: `tcp://127.0.0.1:${zmqPort}`,
+      // A zk run's two more services (the launcher probes them on their probe port, not these).
+      relayerUrl: "http://127.0.0.1:41001",
+      deskEndpoint: "tcp://127.0.0.1:41002",
     });
-    const rpcOnion = live.description.onionServices!.rpc;
+    const rpcOnion = live.description.onionServices?.rpc as string;
+    expect(rpcOnion).to.match(/^[a-z2-7]{56}\.onion$/);
+    const onions = live.description.onionServices ?? {};
+    expect(Object.keys(onions).sort()).to.deep.equal(["desk", "dso", "relayer", "rpc"]);
+    expect(new Set(Object.values(onions)).size).to.equal(4);
+    expect(live.householdTransport(0).onionRoutes).to.deep.include({
+      "http://127.0.0.1:41001": `http://${onions.relayer}:80`,
+      "tcp://127.0.0.1:41002": `tcp://${onions.desk}:41002`,
+    });
     try {
       expect(live.description.tor).to.equal("existing");
       expect(rpcOnion).to.not.equal(net.onion("rpc").hostname);
@@ -351,6 +366,57 @@ describe("TorTransport", () => {
       expect(t.stats().circuits).to.equal(3);
     } finally {
       await t.close();
+    }
+  });
+
+  it("sends relayer requests (Transport.httpRoute) through Tor, a relay on its recipient's own circuit", async () => {
+    // Answers in the relayer's wire form; the route, not the relayer, is under test here.
+    const relayer = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        const text = JSON.stringify(
+          req.url === "/v1/status"
+            ? { ok: true, relayer: "0x" }
+            : { ok: false, error: { code: "BAD_REQUEST", message: "-" } },
+        );
+        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      });
+    });
+    await new Promise<void>((r) => relayer.listen(0, "127.0.0.1", () => r()));
+    const port = (relayer.address() as AddressInfo).port;
+    const t = new TorTransport({ client: net.clients[0], isolationSalt: "relayer", isolation: "address" });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      const client = new RelayerClient({ url, transport: t, identity: "household-7" });
+      const pseudonyms = [new Wallet(ALICE_KEY).address, new Wallet(DSO_KEY).address];
+      expect((await client.request("GET", "/v1/status")).httpStatus).to.equal(200);
+      for (const recipient of pseudonyms) {
+        const r = await client.relay({ mixer: { recipient } } as unknown as RelayRequest);
+        expect(r.ok).to.equal(false);
+        if (!r.ok) expect(r.code).to.equal("BAD_REQUEST");
+      }
+      const byUser = await circuitsByUsername(control, `:${port}`);
+      const circuits = ["household-7", ...pseudonyms.map((a) => `household-7/${a.toLowerCase()}`)].map((id) => {
+        const set = byUser.get(t.socksUsername(id));
+        expect(set, id).to.not.equal(undefined);
+        return set as Set<string>;
+      });
+      for (let i = 0; i < circuits.length; i++)
+        for (let j = i + 1; j < circuits.length; j++)
+          for (const id of circuits[i] as Set<string>) expect((circuits[j] as Set<string>).has(id)).to.equal(false);
+      // The onion rewrite applies to HTTP routes as to JSON-RPC ones, on a whole host:port only.
+      const onion = new TorTransport({
+        client: net.clients[0],
+        onionRoutes: { [url]: "http://abc.onion:80" },
+      });
+      expect(onion.httpRoute(`${url}/v1/relay`, "h").url).to.equal("http://abc.onion:80/v1/relay");
+      expect(onion.httpRoute(`${url}0`, "h").url).to.equal(`${url}0`);
+      expect(() => onion.httpRoute(url, "h", "0x12")).to.throw(/^subject: must be an Ethereum address/);
+      await onion.close();
+    } finally {
+      await t.close();
+      relayer.close();
     }
   });
 

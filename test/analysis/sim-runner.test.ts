@@ -3,8 +3,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
 import { parseDelay } from "../../agents/sim/distribution";
+import { loadScenario } from "../../analysis/scenario";
 import { runSim } from "../../analysis/sim-runner";
 import { readDataset } from "../../attacks/dataset";
+import { parseGroundTruth } from "../../attacks/ground-truth";
 import { createRng } from "../../common/rng";
 
 const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `petra-sim-${name}-`));
@@ -59,6 +61,58 @@ describe("simulated mode (petra sim)", function () {
     const fast = await runSim({ ...small, blocks: "fixed:2000", outDir: tmp("fast"), seed: 5 });
     const slow = await runSim({ ...small, blocks: "fixed:20000", outDir: tmp("slow"), seed: 5 });
     expect(slow.clearingS.median).to.be.greaterThan(fast.clearingS.median * 3);
+  });
+
+  it("starts a generated day at --window-start and writes the generator's ground truth for the intervals run", async () => {
+    const dir = tmp("gen");
+    const s = await runSim({
+      scenario: "generated-100",
+      households: 6,
+      intervals: 2,
+      windowStart: "11:00",
+      blocks: "exp:5000",
+      outDir: dir,
+      seed: 2,
+    });
+    expect(s.intervals).to.equal(2);
+    const truth = JSON.parse(fs.readFileSync(path.join(dir, "ground-truth.json"), "utf8"));
+    expect(truth.firstInterval).to.equal(44);
+    const scenario = loadScenario("generated-100");
+    for (const h of truth.households) {
+      const t = scenario.groundTruth?.[h.id];
+      expect(t, h.id).to.not.equal(undefined);
+      expect(h.occupancy).to.deep.equal([t?.occupancy[44], t?.occupancy[45]]);
+      expect(h.occupancyState).to.deep.equal([t?.occupancyState[44], t?.occupancyState[45]]);
+      expect(h.loadW).to.deep.equal([t?.loadW[44], t?.loadW[45]]);
+      expect(h.pvW).to.deep.equal([t?.pvW[44], t?.pvW[45]]);
+      expect(h.persons).to.equal(t?.persons);
+    }
+    // The scoring side reads it: occupancy is in the format the attack suite checks.
+    expect(parseGroundTruth(truth).households[0]?.occupancy).to.have.length(2);
+    // Midday in June: some household traded PV (the night-time start of the scenario has none).
+    expect(s.offers.posted).to.be.greaterThan(0);
+  });
+
+  it("refuses a window start outside the scenario's window or off an interval boundary", async () => {
+    for (const [windowStart, message] of [
+      ["11:05", /windowStart: must fall on an interval boundary/],
+      ["25:00", /windowStart: must be a time of day/],
+    ] as const) {
+      let err: Error | undefined;
+      try {
+        await runSim({ ...small, outDir: tmp("badwin"), seed: 1, windowStart });
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.message, windowStart).to.match(message);
+    }
+    let err: Error | undefined;
+    try {
+      await runSim({ ...small, outDir: tmp("badwin"), seed: 1, windowStart: "08:00" });
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).to.match(/windowStart: 08:00 is outside case-study-9's window/);
   });
 
   it("refuses a bad delay spec, naming the option", async () => {

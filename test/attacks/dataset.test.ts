@@ -47,6 +47,16 @@ describe("dataset # files", () => {
     expect(() => parseDataset([lines[0] as string, "{not json"], "x")).to.throw(/x:2: not JSON/);
     expect(() => parseDataset([], "x")).to.throw(/empty, expected a header/);
   });
+  it("reads a header that names one mixer and one vault (written before pools were listed) as lists", () => {
+    const lines = datasetLines(new LedgerBuilder().fund(addr("a"), addr("b")).build());
+    const header = JSON.parse(lines[0] as string);
+    const [mixer, vault] = [addr("old-mixer"), addr("old-vault")];
+    header.contracts = { market: header.contracts.market, mixer, vault };
+    const ds = parseDataset([JSON.stringify(header), lines[1] as string], "old.jsonl");
+    expect(ds.header.contracts).to.deep.equal({ market: header.contracts.market, mixers: [mixer], vaults: [vault] });
+    header.contracts.pools = [mixer];
+    expect(() => parseDataset([JSON.stringify(header)], "typo.jsonl")).to.throw(/typo\.jsonl:1/);
+  });
 });
 
 describe("dataset # readDatasetFromRpc", function () {
@@ -79,18 +89,25 @@ describe("dataset # readDatasetFromRpc", function () {
     provider.destroy();
   });
 
-  it("reads mixer deposits (by the DSO) and withdrawals with a real proof, and matching links no one to the DSO", async () => {
+  it("reads mixer deposits (by the DSO) and withdrawals with a real proof from every pool, and matching links no one to the DSO", async () => {
     const provider = new JsonRpcProvider(node.url, undefined, { batchMaxCount: 1, cacheTimeout: -1 });
     const [dso, carol] = await Promise.all([0, 3].map((i) => provider.getSigner(i)));
     const fromBlock = await provider.getBlockNumber();
     const market = await deployEnergyMarket(dso!);
-    const denomination = ZK.mixer.denominations[0] as bigint;
-    const zk = await deployZk({ marketAddress: await market.getAddress(), dso: dso!, denominations: [denomination] });
+    const [denomination, other] = ZK.mixer.denominations as [bigint, bigint];
+    const zk = await deployZk({
+      marketAddress: await market.getAddress(),
+      dso: dso!,
+      denominations: [denomination, other],
+    });
     const mixer = zk.mixers.get(denomination) as Mixer;
+    const otherPool = zk.mixers.get(other) as Mixer;
     const poseidon = await buildPoseidon();
     const rnd = counterBytes(77);
     const notes = [0, 1].map(() => createNote({ chainId: 31337n, denomination, randomBytes: rnd }));
     for (const n of notes) await (await mixer.deposit(noteCommitment(poseidon, n))).wait();
+    const otherNote = createNote({ chainId: 31337n, denomination: other, randomBytes: rnd });
+    await (await otherPool.deposit(noteCommitment(poseidon, otherNote))).wait();
     const tree = await MerkleTree.create({ leaves: notes.map((n) => noteCommitment(poseidon, n)) });
     const recipient = addr("fresh-recipient");
     const relayer = await carol!.getAddress();
@@ -123,14 +140,20 @@ describe("dataset # readDatasetFromRpc", function () {
     const ds = await readDatasetFromRpc({
       rpcUrl: node.url,
       market: await market.getAddress(),
-      mixer: await mixer.getAddress(),
-      vault: await zk.vault.getAddress(),
+      mixers: [await mixer.getAddress(), await otherPool.getAddress()],
+      vaults: [await zk.vault.getAddress()],
       fromBlock,
     });
     const mixerEvents = ds.events.filter((e) => e.contract === "mixer").map((e) => e.event);
-    expect(mixerEvents.map((e) => e.name)).to.deep.equal(["MixerDeposit", "MixerDeposit", "MixerWithdrawal"]);
+    expect(mixerEvents.map((e) => e.name)).to.deep.equal([
+      "MixerDeposit",
+      "MixerDeposit",
+      "MixerDeposit",
+      "MixerWithdrawal",
+    ]);
     expect(mixerEvents[0]).to.include({ depositor: await dso!.getAddress(), denomination });
-    expect(mixerEvents[2]).to.include({ recipient: getAddress(recipient), relayer, fee: 5n, denomination });
+    expect(mixerEvents[2]).to.include({ depositor: await dso!.getAddress(), denomination: other });
+    expect(mixerEvents[3]).to.include({ recipient: getAddress(recipient), relayer, fee: 5n, denomination });
     // every deposit came from the DSO: a link to it would say nothing about any household
     expect(mixerMatching().link(ds, {})).to.deep.equal([]);
     provider.destroy();

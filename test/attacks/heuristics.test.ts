@@ -44,6 +44,16 @@ describe("heuristic-mint-batch", () => {
       0.5, 0.5,
     ]);
   });
+
+  it("leaves relayers out: a relayed withdrawal credits recipient and relayer fee in one transaction", () => {
+    const [r1, r2, relayer] = ["r1", "r2", "relayer"].map(addr) as string[];
+    const ds = new LedgerBuilder()
+      .mixerWithdrawal(r1!, relayer!, 10n, 1n)
+      .mixerWithdrawal(r2!, relayer!, 10n, 1n)
+      .build();
+    expect(ds.events.filter((e) => e.event.name === "FinancialAdded")).to.have.length(4);
+    expect(mintBatch.link(ds, {})).to.deep.equal([]);
+  });
 });
 
 describe("heuristic-asset-shape", () => {

@@ -35,6 +35,7 @@ describe("circuits # allowance-withdraw", () => {
       req,
       p,
       allowanceNullifierHash(poseidon, a),
+      poseidon,
     );
 
   /** Parts as splitAllowance would make them, but without its checks: for statements the circuit must refuse. */
@@ -147,6 +148,32 @@ describe("circuits # allowance-withdraw", () => {
         );
       });
     }
+
+    it("cannot spend a larger cap or a wider window than the leaf the DSO issued", async () => {
+      // The desk hashed (3000 W, 100..195) into the leaf; the household knows secret and nullifier
+      // but cannot open the leaf to other values: the claimed leaf is not in the tree.
+      const issuedIndex = tree.indexOf(allowanceCommitment(poseidon, allowance));
+      const claims: [string, Partial<Allowance>, Partial<EnergyRequest>][] = [
+        ["a larger cap", { capW: 3500n }, { powerW: 3400n }],
+        ["an earlier window start", { windowStart: 90n }, { start: 95n }],
+        ["a later window end", { windowEnd: 200n }, { end: 199n }],
+      ];
+      for (const [what, claim, change] of claims) {
+        const forged = { ...allowance, ...claim };
+        const req = { ...request, ...change };
+        const inputs = allowanceWithdrawInputs(
+          forged,
+          tree.proof(issuedIndex),
+          req,
+          splitAllowance(forged, req, rnd),
+          allowanceNullifierHash(poseidon, forged),
+          poseidon,
+        );
+        await expectWitnessInvalid(() => prover.prove("allowance-withdraw", inputs)).catch((e) => {
+          throw new Error(`${what}: ${(e as Error).message}`);
+        });
+      }
+    });
 
     it("cannot output a remainder larger than the cap left", async () => {
       const inflated = rawParts(allowance, request).map((p, i) =>

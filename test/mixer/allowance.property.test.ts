@@ -1,6 +1,13 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { type Allowance, splitAllowance } from "../../mixer/allowance";
+import {
+  type Allowance,
+  allowanceCommitment,
+  allowanceInner,
+  allowanceLeaf,
+  splitAllowance,
+} from "../../mixer/allowance";
+import { buildPoseidon } from "../../mixer/poseidon";
 import { counterBytes } from "../fixtures/zk";
 
 // Pure TypeScript, so CI affords many runs; PETRA_PROPERTY_RUNS raises it like the other suites.
@@ -51,6 +58,28 @@ describe("mixer/allowance # splitAllowance (property)", () => {
         expect(capAt(live, windowEnd + 1n)).to.equal(0n);
       }),
       { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+  });
+
+  it("the leaf the desk computes from (cap, window, inner) is the household's commitment, and binds cap and window", async () => {
+    const poseidon = await buildPoseidon();
+    const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+    const field = fc.bigInt({ min: 0n, max: (1n << 248n) - 1n });
+    fc.assert(
+      fc.property(
+        fc.record({ capW: u64, windowStart: u64, windowEnd: u64, secret: field, nullifier: field }),
+        fc.constantFrom("capW", "windowStart", "windowEnd"),
+        fc.bigInt({ min: 1n, max: 1n << 32n }),
+        (a, field, delta) => {
+          const inner = allowanceInner(poseidon, a);
+          const leaf = allowanceLeaf(poseidon, a, inner);
+          expect(leaf).to.equal(allowanceCommitment(poseidon, a));
+          // Another cap or window over the same inner is another leaf.
+          expect(allowanceLeaf(poseidon, { ...a, [field]: a[field] + delta }, inner)).to.not.equal(leaf);
+        },
+      ),
+      // Each run hashes three times (~1 ms): fewer runs than the pure splits above.
+      { numRuns: Math.max(20, Math.floor(RUNS / 5)), seed: SEED, endOnFailure: true },
     );
   });
 

@@ -49,7 +49,7 @@ describe("mixer/prover", () => {
     expect(await runChild(`${warm};`, 3_000)).to.equal("hung");
   });
 
-  it("proves with precomputed base tables, and the proof verifies (as does one without)", async function () {
+  it("proves with precomputed base tables and on a single thread, and the proofs verify (as does a plain one)", async function () {
     this.timeout(300_000);
     const poseidon = await buildPoseidon();
     const rnd = counterBytes(7);
@@ -75,9 +75,10 @@ describe("mixer/prover", () => {
       siblings: p.siblings,
     };
     const fast = new Prover({ precomputeBases: true });
+    const single = new Prover({ threads: "single" });
     const plain = new Prover();
     try {
-      for (const prover of [fast, plain]) {
+      for (const prover of [fast, single, plain]) {
         const r = await prover.prove("mixer-withdraw", inputs);
         const signals = withdrawalPublicSignals("mixer-withdraw", statement);
         expect(r.publicSignals).to.deep.equal(signals.map(String));
@@ -86,6 +87,7 @@ describe("mixer/prover", () => {
       }
     } finally {
       await fast.close();
+      await single.close();
       await plain.close();
     }
   });
@@ -103,6 +105,7 @@ describe("mixer/prover", () => {
     };
     const proof = { pi_a: [], pi_b: [], pi_c: [], protocol: "groth16", curve: "bn128" };
     await fail(() => prover.prove("no-such-circuit" as "mixer-withdraw", {}), "INVALID_ARGUMENT");
+    await fail(async () => new Prover({ threads: "many" as "single" }), "INVALID_ARGUMENT");
     await fail(() => prover.verify("mixer-withdraw", ["1", "2"], proof), "INVALID_ARGUMENT");
     // recipient, relayer and fee reach the circuit through extDataHash: one or the other, never both.
     await fail(

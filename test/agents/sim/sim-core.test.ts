@@ -51,4 +51,35 @@ describe("simulated chain", () => {
     await clock.runUntil(clock.sleep(100), "a pause");
     expect(seen).to.deep.equal([receipt.blockNumber]);
   });
+
+  it("numbers a new signer after the mempool without asking the node for its pending state", async () => {
+    const clock = new SimClock();
+    const node = await SimNode.start(
+      await createSimChainProvider(DEFAULT_SIM_CHAIN),
+      clock,
+      DEFAULT_SIM_CHAIN.genesisDate,
+    );
+    const link = new Link(parseDelay("constant:2", "rpc"), createRng(2));
+    const provider = new SimProvider({ node, clock, link, chainId: DEFAULT_SIM_CHAIN.chainId, identity: "h" });
+    const chain = new SimChain({ node, clock, provider, link, marketAddress: `0x${"11".repeat(20)}` });
+    const to = `0x${"22".repeat(20)}`;
+    const nonces = await clock.runUntil(
+      (async () => {
+        const first = await chain.signer(devKey(1)).sendTransaction({ to, value: 1n, gasLimit: 21_000n });
+        // A second signer of the same key while the first transaction is still in the mempool ...
+        const second = await chain.signer(devKey(1)).sendTransaction({ to, value: 2n, gasLimit: 21_000n });
+        await node.mine();
+        // ... and a third after both are mined.
+        const third = await chain.signer(devKey(1)).sendTransaction({ to, value: 3n, gasLimit: 21_000n });
+        await node.mine();
+        const receipts = await Promise.all([first, second, third].map((t) => chain.waitForReceipt(t.hash)));
+        expect(receipts.map((r) => r.status)).to.deep.equal([1, 1, 1]);
+        return [first.nonce, second.nonce, third.nonce];
+      })(),
+      "the test",
+    );
+    expect(nonces).to.deep.equal([0, 1, 2]);
+    expect(node.stats.callsByMethod.eth_getTransactionCount?.calls).to.equal(3);
+    expect(node.stats.callsByMethod.eth_estimateGas).to.equal(undefined);
+  });
 });

@@ -122,9 +122,12 @@ describe("TorNetwork", () => {
     echo = createServer((req, res) => res.end(req.socket.remoteAddress));
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", () => r()));
     echoPort = (echo.address() as AddressInfo).port;
-    // A small per-hop delay so that the delayed-ORPort path (relays advertise a DelayProxy) is tested too.
+    // A small per-hop delay so that the delayed-ORPort path (relays advertise a DelayProxy) is tested
+    // too, and exits on addresses of their own (the other placement is the live runs' default).
     net = await TorNetwork.start({
       hopDelayMs: HOP_DELAY_MS,
+      exits: 3,
+      exitPlacement: "own",
       onionServices: [{ name: "echo", targetPort: echoPort, virtualPort: 80 }],
     });
   });
@@ -140,6 +143,7 @@ describe("TorNetwork", () => {
       "authority",
       "authority",
       "relay",
+      "exit",
       "exit",
       "exit",
       "client",
@@ -177,6 +181,32 @@ describe("TorNetwork", () => {
     } finally {
       c.close();
     }
+  });
+
+  it("uses every exit when exits have addresses of their own (no exit enclave at 127.0.0.1)", async () => {
+    const exits = new Map(
+      net.nodes.filter((n) => n.role === "exit").map((n) => [(n.fingerprint as string).toUpperCase(), n.name]),
+    );
+    const used = new Set<string>();
+    const c = await net.control("client0");
+    try {
+      // A circuit per SOCKS username; one exit may also be the client's guard, which no circuit
+      // then exits through, so 3 exits leave at least 2 to be seen.
+      for (let i = 0; i < 16 && used.size < 2; i++) {
+        const agent = agentFor(net, `spread-${i}`);
+        expect(await getVia(`http://127.0.0.1:${echoPort}/`, agent)).to.equal("127.0.0.1");
+        const built = (await c.circuitStatus()).filter(
+          (x) => x.socksUsername === `spread-${i}` && x.status === "BUILT",
+        );
+        for (const x of built)
+          used.add(exits.get((x.path[x.path.length - 1] as string).toUpperCase()) ?? "not an exit");
+        agent.destroy();
+      }
+    } finally {
+      c.close();
+    }
+    expect([...used].filter((u) => u === "not an exit")).to.deep.equal([]);
+    expect(used.size).to.be.at.least(2);
   });
 
   it("reaches the onion service", async () => {

@@ -80,7 +80,14 @@ describe("AllowanceVault", () => {
     newCommitments = parts.map((p) => allowanceCommitment(poseidon, p)) as [bigint, bigint, bigint];
     result = await prover.prove(
       "allowance-withdraw",
-      allowanceWithdrawInputs(spent(), tree.proof(2), request, parts, allowanceNullifierHash(poseidon, spent())),
+      allowanceWithdrawInputs(
+        spent(),
+        tree.proof(2),
+        request,
+        parts,
+        allowanceNullifierHash(poseidon, spent()),
+        poseidon,
+      ),
     );
     proof = toSolidityProof(result.proof);
   });
@@ -135,6 +142,63 @@ describe("AllowanceVault", () => {
       await expect(withdraw(f, change)).to.be.revertedWithCustomError(f.vault, "AllowanceVault__InvalidProof");
     });
   }
+
+  it("accepts no proof for a larger cap or a wider window than the DSO issued", async () => {
+    // The household re-hashes its secret and nullifier with a cap and window of its choosing and
+    // proves against a tree holding that leaf instead of the issued one: a valid proof, of a root
+    // the vault never had, because the desk computed the leaf it issued.
+    const f = await loadFixture(withAllowances);
+    const claims: [Partial<Allowance>, Partial<EnergyRequest>][] = [
+      [{ capW: 4000n }, { powerW: 3500n }],
+      [{ windowStart: 90n }, { start: 91n, end: 95n }],
+      [{ windowEnd: 250n }, { start: 200n, end: 240n }],
+    ];
+    for (const [claim, change] of claims) {
+      const forged: Allowance = { ...spent(), ...claim };
+      const leaves = [...tree.leaves];
+      leaves[2] = allowanceCommitment(poseidon, forged);
+      const forgedTree = await MerkleTree.create({ leaves });
+      const req = { ...request, ...change };
+      const forgedParts = splitAllowance(forged, req, rnd);
+      const r = await prover.prove(
+        "allowance-withdraw",
+        allowanceWithdrawInputs(
+          forged,
+          forgedTree.proof(2),
+          req,
+          forgedParts,
+          allowanceNullifierHash(poseidon, forged),
+          poseidon,
+        ),
+      );
+      const p = toSolidityProof(r.proof);
+      const recipient = `0x${req.recipient.toString(16).padStart(40, "0")}`;
+      const forgedCommitments = forgedParts.map((x) => allowanceCommitment(poseidon, x)) as [bigint, bigint, bigint];
+      const args = [p.pA, p.pB, p.pC, forgedTree.root, allowanceNullifierHash(poseidon, forged)] as const;
+      await expect(
+        f.vault.connect(f.carol).withdraw(...args, req.powerW, req.start, req.end, recipient, forgedCommitments),
+      )
+        .to.be.revertedWithCustomError(f.vault, "AllowanceVault__UnknownRoot")
+        .withArgs(forgedTree.root);
+      // ... and the same proof against the vault's real root fails verification.
+      await expect(
+        f.vault
+          .connect(f.carol)
+          .withdraw(
+            p.pA,
+            p.pB,
+            p.pC,
+            tree.root,
+            allowanceNullifierHash(poseidon, forged),
+            req.powerW,
+            req.start,
+            req.end,
+            recipient,
+            forgedCommitments,
+          ),
+      ).to.be.revertedWithCustomError(f.vault, "AllowanceVault__InvalidProof");
+    }
+  });
 
   it("rejects a root it never had", async () => {
     const f = await loadFixture(withAllowances);
