@@ -60,9 +60,9 @@ export interface ProverOptions {
   precomputeBases?: boolean;
   /**
    * "workers" (default): snarkjs' shared curve with one worker thread per core. "single": a curve
-   * of this Prover's own that computes on the calling thread, for processes that run many provers
-   * side by side (the simulated mode's households) and would otherwise start a set of workers
-   * that compete for the same cores; it blocks the event loop for the length of a proof.
+   * of this Prover's own that computes on the calling thread, for many processes proving at once
+   * (a live zk run's household processes), each of which would otherwise start a worker per core
+   * to compete for the same cores; it blocks the event loop for the length of a proof.
    * Verification always uses snarkjs' shared curve.
    */
   threads?: "workers" | "single";
