@@ -668,7 +668,11 @@ export class AccountBook {
     return out;
   }
 
-  private addUsage(householdId: string, feederId: string, added: Map<number, IntervalUsage>, sign: 1 | -1): void {
+  /**
+   * Adds (sign 1) or takes back (sign -1) per-interval usage for a household and its feeder. Public
+   * for the allowance desk, which counts an issued allowance against the same limits as a mint.
+   */
+  addUsage(householdId: string, feederId: string, added: Map<number, IntervalUsage>, sign: 1 | -1): void {
     const upsert = this.db.prepare(
       `INSERT INTO usage (scope, scope_id, interval, production_w, consumption_w) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (scope, scope_id, interval) DO UPDATE SET

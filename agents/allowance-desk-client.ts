@@ -199,7 +199,7 @@ export class AllowanceDeskClient {
             }
             // A refusal of one attempt's envelope: see RequestTracker.
             const p = this.#requests.get(m.requestId);
-            if (p && (m.reason === "STALE_TIMESTAMP" || m.reason === "REPLAYED_NONCE") && !p.envelopeRefused()) break;
+            if (p && !p.answersRequest(m.reason)) break;
             p?.resolve(m);
             break;
           }

@@ -624,7 +624,7 @@ export class AllowanceDesk {
       nowMs,
     );
     this.#insertCommitments(vault, household.id, m.requestId, [leaf]);
-    this.#addUsage(household.id, feeder.id, verdict.added, 1);
+    this.#o.book.addUsage(household.id, feeder.id, verdict.added, 1);
     return this.#enqueue(identity, household.id, m.requestId);
   }
 
@@ -1137,7 +1137,7 @@ export class AllowanceDesk {
         this.#stats.notesDeposited += cs.length - failed;
       } else if (row.usage_json && row.feeder_id) {
         const added = new Map<number, IntervalUsage>(JSON.parse(row.usage_json) as [number, IntervalUsage][]);
-        this.#addUsage(row.household_id, row.feeder_id, added, -1);
+        this.#o.book.addUsage(row.household_id, row.feeder_id, added, -1);
       }
       db.prepare(
         `UPDATE desk_requests SET status = 'failed', failure_reason = 'CHAIN_FAILED', failure_message = ?, updated_ms = ?
@@ -1211,18 +1211,6 @@ export class AllowanceDesk {
       if (row) out.set(t, { productionW: row.production_w, consumptionW: row.consumption_w });
     }
     return out;
-  }
-
-  #addUsage(householdId: string, feederId: string, added: Map<number, IntervalUsage>, sign: 1 | -1): void {
-    const upsert = this.#o.book.db.prepare(
-      `INSERT INTO usage (scope, scope_id, interval, production_w, consumption_w) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (scope, scope_id, interval) DO UPDATE SET
-         production_w = production_w + excluded.production_w, consumption_w = consumption_w + excluded.consumption_w`,
-    );
-    for (const [t, u] of added) {
-      upsert.run("household", householdId, t, sign * u.productionW, sign * u.consumptionW);
-      upsert.run("feeder", feederId, t, sign * u.productionW, sign * u.consumptionW);
-    }
   }
 }
 

@@ -80,12 +80,6 @@ export interface CallOptions {
   attempts?: number;
 }
 
-/**
- * Refusals that concern one envelope (its timestamp or nonce), not the request it carries; see
- * RequestTracker for why they settle a request only once every attempt's envelope was refused.
- */
-const ENVELOPE_REFUSALS: ReadonlySet<FailureReason> = new Set(["STALE_TIMESTAMP", "REPLAYED_NONCE"]);
-
 export class DsoClient {
   readonly householdId: string;
   readonly #key: SigningKey;
@@ -248,7 +242,8 @@ export class DsoClient {
               break;
             }
             const p = this.#requests.get(m.requestId);
-            if (p && ENVELOPE_REFUSALS.has(m.reason) && !p.envelopeRefused()) break;
+            // A refusal of one attempt's envelope: see RequestTracker.
+            if (p && !p.answersRequest(m.reason)) break;
             if (p?.tag === "balance") {
               p.reject(new PetraError("DSO_REFUSED", `${m.reason}: ${m.message}`, { reason: m.reason }));
             } else {

@@ -1,6 +1,6 @@
 import type { ContractTransactionResponse, EventFragment, Signer, TransactionReceipt } from "ethers";
 import { type MarketEvent, MarketReplay, type MarketState, toMarketEvent } from "../attacks/market-replay";
-import { check } from "../common/errors";
+import { check, revertDataOf } from "../common/errors";
 import type { EnergyMarket } from "../typechain-types";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { Forecast } from "./forecast";
@@ -606,22 +606,12 @@ export class Prosumer {
 export function short(e: unknown): string {
   const err = e as {
     revert?: { name?: string; args?: unknown[] };
-    data?: unknown;
-    error?: { data?: unknown; message?: string };
-    info?: { error?: { data?: unknown; message?: string }; payload?: { method?: string } };
+    info?: { error?: { message?: string }; payload?: { method?: string } };
     shortMessage?: string;
     message?: string;
   };
   if (err?.revert?.name) return `${err.revert.name}(${(err.revert.args ?? []).map(String).join(", ")})`;
-  // Nodes put revert data in different places (hardhat: error.data.data or error.data; anvil: error.data).
-  for (const d of [err?.data, err?.error?.data, err?.info?.error?.data]) {
-    const hex =
-      typeof d === "string"
-        ? d
-        : typeof (d as { data?: unknown })?.data === "string"
-          ? (d as { data: string }).data
-          : undefined;
-    if (!hex || !/^0x[0-9a-fA-F]{8}/.test(hex)) continue;
+  for (const hex of revertDataOf(e)) {
     try {
       const decoded = MARKET.parseError(hex);
       if (decoded) return `${decoded.name}(${decoded.args.map(String).join(", ")})`;

@@ -1,6 +1,9 @@
 import { check } from "../common/errors";
 import type { Cancel, Clock } from "./interfaces";
 
+/** Refusals that concern one envelope (its timestamp or nonce), not the request it carries. */
+const ENVELOPE_REFUSALS: ReadonlySet<string> = new Set(["STALE_TIMESTAMP", "REPLAYED_NONCE"]);
+
 /**
  * The request/answer bookkeeping of a client that sends signed envelopes over a ZeroMQ DEALER and
  * waits for signed answers carrying the same requestId: the DSO client (agents/dso-client.ts) and
@@ -12,15 +15,18 @@ import type { Cancel, Clock } from "./interfaces";
  * answer to the latest one, with one exception: a refusal of the envelope itself (a stale
  * timestamp or a replayed nonce, e.g. an attempt that sat in a queue while the server was down)
  * says nothing about the attempts sent after it. Such a refusal settles the request only once
- * every envelope sent for it has been refused (envelopeRefused).
+ * every envelope sent for it has been refused (answersRequest).
  */
 export interface PendingRequest<T> {
   /** What the caller stored with the request (e.g. which kind of answer it expects). */
   readonly tag: T;
   resolve(value: unknown): void;
   reject(error: unknown): void;
-  /** Counts a refusal of one envelope; true when every envelope sent so far has been refused. */
-  envelopeRefused(): boolean;
+  /**
+   * Whether a refusal for `reason` settles the request: any refusal of the request does; a refusal
+   * of one envelope (ENVELOPE_REFUSALS) only once every envelope sent so far has been refused.
+   */
+  answersRequest(reason: string): boolean;
 }
 
 interface Entry<T> extends PendingRequest<T> {
@@ -63,7 +69,8 @@ export class RequestTracker<T> {
         reject,
         sent: 0,
         refused: 0,
-        envelopeRefused: () => {
+        answersRequest: (reason) => {
+          if (!ENVELOPE_REFUSALS.has(reason)) return true;
           const e = entry as Entry<T>;
           return ++e.refused >= e.sent;
         },

@@ -41,3 +41,22 @@ export function isError(e: unknown, code?: PetraErrorCode): e is PetraError {
 export function check(ok: boolean, parameter: string, message: string, info: Record<string, unknown> = {}): asserts ok {
   if (!ok) throw new PetraError("INVALID_ARGUMENT", `${parameter}: ${message}`, { parameter, ...info });
 }
+
+/**
+ * The revert data a failed call carries, as 0x-hex with at least a 4-byte selector, in the places
+ * nodes put it (hardhat: error.data.data or error.data; anvil: error.data), first found first.
+ */
+export function revertDataOf(e: unknown): string[] {
+  const err = e as { data?: unknown; error?: { data?: unknown }; info?: { error?: { data?: unknown } } };
+  const out: string[] = [];
+  for (const d of [err?.data, err?.error?.data, err?.info?.error?.data]) {
+    const hex =
+      typeof d === "string"
+        ? d
+        : typeof (d as { data?: unknown })?.data === "string"
+          ? (d as { data: string }).data
+          : undefined;
+    if (hex && /^0x[0-9a-fA-F]{8}/.test(hex)) out.push(hex);
+  }
+  return out;
+}

@@ -34,7 +34,7 @@ import {
   type TransactionRequest,
   Wallet,
 } from "ethers";
-import { check, PetraError } from "../common/errors";
+import { check, PetraError, revertDataOf } from "../common/errors";
 import { AllowanceVault__factory, Mixer__factory } from "../typechain-types";
 import { Prover } from "./prover";
 import { type AllowanceWithdrawalPublic, type MixerWithdrawalPublic, withdrawalPublicSignals } from "./public-signals";
@@ -649,15 +649,8 @@ const IFACES = [Mixer__factory.createInterface(), AllowanceVault__factory.create
 
 /** The contract's custom error with its arguments, or undefined when `e` is not a revert. */
 function revertName(e: unknown): string | undefined {
-  const err = e as { data?: unknown; error?: { data?: unknown }; info?: { error?: { data?: unknown } } };
-  for (const d of [err?.data, err?.error?.data, err?.info?.error?.data]) {
-    const hex =
-      typeof d === "string"
-        ? d
-        : typeof (d as { data?: unknown })?.data === "string"
-          ? (d as { data: string }).data
-          : undefined;
-    if (!hex || !/^0x[0-9a-fA-F]{8}/.test(hex)) continue;
+  const [hex] = revertDataOf(e);
+  if (hex) {
     for (const iface of IFACES) {
       try {
         const parsed = iface.parseError(hex);
