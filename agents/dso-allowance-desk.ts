@@ -1,7 +1,9 @@
 import { sha256 } from "@noble/hashes/sha256";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils";
+import Database from "better-sqlite3";
 import { getAddress, isError as isEthersError, type Signer, verifyMessage } from "ethers";
 import { Router } from "zeromq";
+import type { DeskView } from "../attacks/heuristic-desk-view";
 import { check, PetraError } from "../common/errors";
 import { allowanceLeaf } from "../mixer/allowance";
 import { buildPoseidon, type Poseidon } from "../mixer/poseidon";
@@ -1234,4 +1236,36 @@ function revertName(e: unknown): string | undefined {
 
 function hashOf(parts: readonly (string | number)[]): string {
   return bytesToHex(sha256(JSON.stringify(parts)));
+}
+
+/**
+ * The desk's records of money coming back in zk mode, as the attack suite's desk-view heuristic
+ * reads them (desk-view.json): per finished deposit-back the pseudonym and its notes, per finished
+ * redemption the household and its note, with the desk's time of receipt. Undefined for a DSO
+ * database without a desk (a run not in zk mode).
+ */
+export function exportDeskView(dbPath: string): DeskView | undefined {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'desk_requests'").get())
+      return undefined;
+    const rows = db
+      .prepare(
+        `SELECT household_id AS who, kind, denomination, amount, created_ms AS atMs FROM desk_requests
+         WHERE kind IN ('deposit-back', 'redemption') AND status = 'done' ORDER BY created_ms, household_id, request_id`,
+      )
+      .all() as { who: string; kind: string; denomination: string; amount: number; atMs: number }[];
+    const view: DeskView = { depositBacks: [], redemptions: [] };
+    for (const r of rows) {
+      const count = Number(BigInt(r.amount) / BigInt(r.denomination));
+      if (r.kind === "deposit-back") {
+        view.depositBacks.push({ pseudonym: r.who, denomination: r.denomination, count, atMs: r.atMs });
+      } else {
+        view.redemptions.push({ household: r.who, denomination: r.denomination, count, atMs: r.atMs });
+      }
+    }
+    return view;
+  } finally {
+    db.close();
+  }
 }

@@ -1,11 +1,13 @@
-import type { ContractTransactionResponse, EventFragment, Signer, TransactionReceipt } from "ethers";
-import { type MarketEvent, MarketReplay, type MarketState, toMarketEvent } from "../attacks/market-replay";
+import type { ContractTransactionResponse, Signer, TransactionReceipt } from "ethers";
+import { type MarketEvent, type MarketState, toMarketEvent } from "../attacks/market-replay";
 import { check, revertDataOf } from "../common/errors";
 import type { EnergyMarket } from "../typechain-types";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { Forecast } from "./forecast";
 import { type GasFunder, waitForGas } from "./gas-funding";
 import type { Cancel, Chain, ChainLog, Clock } from "./interfaces";
+import { decodeMarketLog } from "./market-log";
+import { type AssetRegistry, HouseholdMarketView } from "./market-view";
 import type { PseudonymWallet } from "./pseudonym-wallet";
 import type { Strategy, StrategyAction } from "./strategy";
 
@@ -97,6 +99,11 @@ export interface ProsumerOptions {
   /** Log lines for humans. */
   log?: (line: string) => void;
   /**
+   * Where the market's assets are looked up when someone offers them. Households in one process
+   * (simulated mode) share one; by default each has its own.
+   */
+  assetRegistry?: AssetRegistry;
+  /**
    * zk withdrawals only: a retired pseudonym's money goes back as mixer notes the household holds
    * (PrivateWithdrawer.depositBack), since a plain depositFinancial credits the household only when
    * the DSO knows the pseudonym. Called once per pseudonym; the change below the smallest
@@ -109,22 +116,17 @@ export interface ProsumerOptions {
 
 const MARKET = EnergyMarket__factory.createInterface();
 const NOT_YET = Number.POSITIVE_INFINITY;
-const EVENT_BY_TOPIC = new Map<string, EventFragment>();
-MARKET.forEachEvent((e) => EVENT_BY_TOPIC.set(e.topicHash, e));
 /**
  * Decoded logs by identity: where many agents share one process and one log feed (simulated
  * mode), each log is decoded once, not once per household.
  */
 const DECODED = new WeakMap<ChainLog, MarketEvent | null>();
 
-/** The market event a log carries, if it is one; ethers' parseLog would re-hash every event signature per call. */
+/** The market event a log carries, if it is one. */
 function parseMarketLog(log: ChainLog): MarketEvent | undefined {
   const cached = DECODED.get(log);
   if (cached !== undefined) return cached ?? undefined;
-  const fragment = log.topics[0] === undefined ? undefined : EVENT_BY_TOPIC.get(log.topics[0]);
-  const ev = fragment
-    ? toMarketEvent({ name: fragment.name, args: MARKET.decodeEventLog(fragment, log.data, log.topics) })
-    : undefined;
+  const ev = toMarketEvent(decodeMarketLog(log));
   DECODED.set(log, ev ?? null);
   return ev;
 }
@@ -137,10 +139,10 @@ function parseMarketLog(log: ChainLog): MarketEvent | undefined {
  */
 export class Prosumer {
   readonly #o: ProsumerOptions;
-  /** The market from the logs, pruned to what can still change: a day's history would grow with every block. */
-  readonly #replay = new MarketReplay({ prune: true });
-  readonly #state: MarketState = this.#replay.state;
   readonly #mine = new Set<string>();
+  /** The market from the logs, as this household needs it (agents/market-view.ts). */
+  readonly #replay: HouseholdMarketView;
+  readonly #state: MarketState;
   /**
    * Ids of this household's assets and offers, kept as the logs arrive; entries the market no
    * longer holds are dropped when met. On a market of thousands of households, scanning these
@@ -195,6 +197,8 @@ export class Prosumer {
     check(opts.basePriceMicroPerWInterval > 0n, "basePriceMicroPerWInterval", "must be positive");
     this.#o = opts;
     this.#tradableFrom = s.firstInterval;
+    this.#replay = new HouseholdMarketView({ isMine: (a) => this.#mine.has(a), registry: opts.assetRegistry });
+    this.#state = this.#replay.state;
   }
 
   /** Clock time at which trading for market interval k opens (its withdrawal). */
@@ -577,7 +581,7 @@ export class Prosumer {
       let offerID = ids.offerID;
       if (action === "post" && receipt) {
         for (const log of receipt.logs) {
-          const parsed = MARKET.parseLog(log);
+          const parsed = decodeMarketLog(log);
           if (parsed?.name === "OfferPosted") offerID = parsed.args[0] as bigint;
         }
       }

@@ -1,8 +1,9 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { hmac } from "@noble/hashes/hmac";
 import { sha512 } from "@noble/hashes/sha512";
-import { computeAddress, getBytes, HDNodeWallet, hexlify, sha256, toBeHex, toBigInt, toUtf8Bytes } from "ethers";
-import { check } from "../common/errors";
+import { computeAddress, getBytes, type HDNodeWallet, hexlify, sha256, toBeHex, toBigInt, toUtf8Bytes } from "ethers";
+import { check, PetraError } from "../common/errors";
+import { publicKeyOf } from "../common/fast-crypto";
 import type { Rng } from "../common/rng";
 
 /** When a household moves to a new anonymous address. */
@@ -46,8 +47,8 @@ const PSEUDONYM_ACCOUNT_PATH = "m/44'/60'/1'/0";
  * Keys derived from a small integer seed are for experiments on local chains only.
  */
 export class PseudonymWallet {
-  readonly #root: HDNodeWallet;
-  #pseudonymAccount: HDNodeWallet | undefined;
+  readonly #root: KeyNode;
+  #pseudonymAccount: KeyNode | undefined;
   readonly #policy: RotationPolicy;
   readonly #rng: Rng;
   readonly #byIndex = new Map<number, Pseudonym>();
@@ -69,7 +70,7 @@ export class PseudonymWallet {
     this.#policy = opts.policy;
     this.#rng = opts.rng;
     const seed = sha256(toUtf8Bytes(`petra-lab/run/${opts.runSeed}/household/${opts.householdId}`));
-    this.#root = HDNodeWallet.fromSeed(seed);
+    this.#root = masterKeyNode(getBytes(seed));
   }
 
   get policy(): RotationPolicy {
@@ -78,8 +79,8 @@ export class PseudonymWallet {
 
   /** The household's own (main) address: where its ether lives; linkable by design. */
   main(): Pseudonym {
-    const node = this.#root.derivePath(MAIN_PATH);
-    return { index: -1, address: node.address, privateKey: node.privateKey };
+    const node = deriveKeyPath(this.#root, MAIN_PATH);
+    return { index: -1, ...keyOf(node) };
   }
 
   /** The pseudonym for the next withdrawal, which is for trading `interval`. */
@@ -114,7 +115,7 @@ export class PseudonymWallet {
     let p = this.#byIndex.get(index);
     if (!p) {
       // The account node is derived once: each level of a path costs an elliptic-curve multiplication.
-      this.#pseudonymAccount ??= this.#root.derivePath(PSEUDONYM_ACCOUNT_PATH);
+      this.#pseudonymAccount ??= deriveKeyPath(this.#root, PSEUDONYM_ACCOUNT_PATH);
       p = { index, ...deriveChildKey(this.#pseudonymAccount, index) };
       this.#byIndex.set(index, p);
     }
@@ -128,28 +129,93 @@ export class PseudonymWallet {
 }
 
 const CURVE_ORDER = secp256k1.CURVE.n;
+const HARDENED = 2 ** 31;
+
+/** A BIP-32 extended private key: what derivation needs, nothing of ethers' wallet around it. */
+export interface KeyNode {
+  privateKey: bigint;
+  chainCode: Uint8Array;
+  /** Compressed public key, once a non-hardened child needed it: every pseudonym is one. */
+  publicKey?: Uint8Array;
+}
+
+function compressedPublicKey(node: KeyNode): Uint8Array {
+  if (node.publicKey === undefined) {
+    const full = publicKeyOf(getBytes(toBeHex(node.privateKey, 32)));
+    const c = new Uint8Array(33);
+    c[0] = ((full[64] as number) & 1) === 1 ? 0x03 : 0x02;
+    c.set(full.subarray(1, 33), 1);
+    node.publicKey = c;
+  }
+  return node.publicKey;
+}
+
+/** BIP-32's master node from a seed (as ethers' HDNodeWallet.fromSeed). */
+export function masterKeyNode(seed: Uint8Array): KeyNode {
+  check(seed.length >= 16 && seed.length <= 64, "seed", `must be 16 to 64 bytes, got ${seed.length}`);
+  const I = hmac(sha512, toUtf8Bytes("Bitcoin seed"), seed);
+  const k = toBigInt(I.subarray(0, 32));
+  if (k === 0n || k >= CURVE_ORDER)
+    throw new PetraError("INVALID_ARGUMENT", "seed: gives an invalid BIP-32 master key");
+  return { privateKey: k, chainCode: I.slice(32) };
+}
 
 /**
- * BIP-32 non-hardened child `index` of `parent`: the same key and address as ethers'
- * `parent.deriveChild(index)`, for one elliptic-curve multiplication instead of ethers' three (it
- * also computes the child's fingerprint and builds a wallet). A day of 1,000 households derives
- * ~100,000 pseudonyms.
+ * BIP-32 child `index` of `parent` (hardened from 2^31 on): one HMAC and, for a non-hardened
+ * child, one elliptic-curve multiplication (the parent's public key), where ethers' deriveChild
+ * makes three and builds a wallet per level.
  */
-export function deriveChildKey(parent: HDNodeWallet, index: number): { address: string; privateKey: string } {
-  check(Number.isInteger(index) && index >= 0 && index < 2 ** 31, "index", `must be in [0, 2^31), got ${index}`);
+export function childKeyNode(parent: KeyNode, index: number): KeyNode {
+  check(Number.isInteger(index) && index >= 0 && index < 2 ** 32, "index", `must be in [0, 2^32), got ${index}`);
   const data = new Uint8Array(37);
-  data.set(getBytes(parent.publicKey), 0);
+  if (index >= HARDENED) data.set(getBytes(toBeHex(parent.privateKey, 32)), 1);
+  else data.set(compressedPublicKey(parent), 0);
   new DataView(data.buffer).setUint32(33, index);
-  const I = hmac(sha512, getBytes(parent.chainCode), data);
+  const I = hmac(sha512, parent.chainCode, data);
   const il = toBigInt(I.subarray(0, 32));
-  const k = (il + toBigInt(parent.privateKey)) % CURVE_ORDER;
-  if (il >= CURVE_ORDER || k === 0n) {
-    // BIP-32's "proceed with the next index" case (probability ~2^-127): ethers' own handling.
-    const node = parent.deriveChild(index);
-    return { address: node.address, privateKey: node.privateKey };
+  const k = (il + parent.privateKey) % CURVE_ORDER;
+  // BIP-32's "proceed with the next index" case has probability ~2^-127; ethers throws on it too.
+  if (il >= CURVE_ORDER || k === 0n)
+    throw new PetraError("INVALID_ARGUMENT", `index: BIP-32 child ${index} is invalid; use the next index`);
+  return { privateKey: k, chainCode: I.slice(32) };
+}
+
+/** A path such as m/44'/60'/1'/0 below `root`. */
+export function deriveKeyPath(root: KeyNode, path: string): KeyNode {
+  const parts = path.split("/");
+  check(parts[0] === "m", "path", `must start at m/, got "${path}"`);
+  let node = root;
+  for (const part of parts.slice(1)) {
+    const m = /^(\d+)('?)$/.exec(part);
+    check(m !== null, "path", `"${part}" in "${path}" is not an index`);
+    const n = Number(m?.[1]);
+    check(n < HARDENED, "path", `index ${n} in "${path}" is too large`);
+    node = childKeyNode(node, m?.[2] === "'" ? n + HARDENED : n);
   }
-  const privateKey = toBeHex(k, 32);
-  return { address: computeAddress(hexlify(secp256k1.getPublicKey(getBytes(privateKey), false))), privateKey };
+  return node;
+}
+
+function keyOf(node: KeyNode): { address: string; privateKey: string } {
+  const privateKey = toBeHex(node.privateKey, 32);
+  return { address: computeAddress(hexlify(publicKeyOf(getBytes(privateKey)))), privateKey };
+}
+
+/**
+ * BIP-32 non-hardened child `index` of `parent` as a key and its address: the same as ethers'
+ * `parent.deriveChild(index)` (tested), for one elliptic-curve multiplication per key instead of
+ * ethers' three. A day of 1,000 households derives ~100,000 pseudonyms.
+ */
+export function deriveChildKey(parent: KeyNode | HDNodeWallet, index: number): { address: string; privateKey: string } {
+  check(Number.isInteger(index) && index >= 0 && index < HARDENED, "index", `must be in [0, 2^31), got ${index}`);
+  const node: KeyNode =
+    typeof parent.privateKey === "bigint"
+      ? (parent as KeyNode)
+      : {
+          privateKey: toBigInt(parent.privateKey),
+          chainCode: getBytes((parent as HDNodeWallet).chainCode),
+          publicKey: getBytes((parent as HDNodeWallet).publicKey),
+        };
+  return keyOf(childKeyNode(node, index));
 }
 
 export function validateRotationPolicy(policy: RotationPolicy): void {

@@ -1,7 +1,13 @@
-import { costOf, type ReplayedAsset } from "../attacks/market-replay";
+import { costOf, type ReplayedAsset, type ReplayedOffer } from "../attacks/market-replay";
 import { check } from "../common/errors";
 import type { Rng } from "../common/rng";
 import type { Strategy, StrategyAction, StrategyContext } from "./strategy";
+
+interface AskView {
+  offerID: bigint;
+  offer: ReplayedOffer;
+  asset: ReplayedAsset | undefined;
+}
 
 export interface PaperStrategyOptions {
   /** The base price every ask is posted at, in money units per watt per interval. */
@@ -50,11 +56,17 @@ export class PaperStrategy implements Strategy {
       return true;
     };
 
-    const openAsks = [...ctx.market.offers.entries()]
-      .filter(([, o]) => o.state === "Open" && !ctx.mine.has(o.poster))
-      .map(([offerID, o]) => ({ offerID, offer: o, asset: ctx.market.assets.get(o.assetID) }))
-      .filter((x) => x.asset !== undefined && x.asset.powerW > 0n)
-      .sort((a, b) => (a.offerID < b.offerID ? -1 : a.offerID > b.offerID ? 1 : 0));
+    // Built when a consumer asset first needs it: a pass of a producer, or of a household with
+    // nothing to trade, then costs nothing however many offers the market holds.
+    let asks: AskView[] | undefined;
+    const openAsks = (): AskView[] => {
+      asks ??= [...ctx.market.offers.entries()]
+        .filter(([, o]) => o.state === "Open" && !ctx.mine.has(o.poster))
+        .map(([offerID, o]) => ({ offerID, offer: o, asset: ctx.market.assets.get(o.assetID) }))
+        .filter((x) => x.asset !== undefined && x.asset.powerW > 0n)
+        .sort((a, b) => (a.offerID < b.offerID ? -1 : a.offerID > b.offerID ? 1 : 0));
+      return asks;
+    };
     const claimed = new Set<bigint>(ctx.busyOffers);
     const committed = new Map(ctx.committedMicro);
 
@@ -74,7 +86,7 @@ export class PaperStrategy implements Strategy {
         continue;
       }
       if (!tradable(a.start, a.end, -1)) continue;
-      for (const ask of this.#rng ? this.#rng.shuffle(openAsks) : openAsks) {
+      for (const ask of this.#rng ? this.#rng.shuffle(openAsks()) : openAsks()) {
         if (claimed.has(ask.offerID)) continue;
         const b = ask.asset as NonNullable<typeof ask.asset>;
         const s = a.start > b.start ? a.start : b.start;

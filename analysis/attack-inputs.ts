@@ -6,6 +6,7 @@ import { type Dataset, parseObserverLog, readDataset, sortDataset, writeDataset 
 import { readDatasetFromRpc } from "../attacks/dataset-rpc";
 import { readGroundTruth } from "../attacks/ground-truth";
 import type { HeuristicName } from "../attacks/heuristic";
+import type { DeskView } from "../attacks/heuristic-desk-view";
 import { HEURISTIC_NAMES } from "../attacks/heuristics";
 import { PetraError } from "../common/errors";
 
@@ -21,6 +22,7 @@ export interface AttackCommandOptions {
   toBlock?: number;
   observer?: string;
   dsoView?: string;
+  deskView?: string;
   truth?: string[];
   heuristics?: string;
   without?: string;
@@ -118,12 +120,13 @@ async function attackOne(
 
   const heuristics = selectHeuristics(opts.heuristics, opts.without);
   const dsoView = opts.dsoView ? readDsoView(opts.dsoView) : undefined;
+  const deskView = opts.deskView ? readDeskView(opts.deskView) : undefined;
   const truth = truthFile ? readGroundTruth(truthFile) : undefined;
   const result = runAttack(dataset, {
     heuristics,
     threshold: opts.threshold,
     maxClusterSize: opts.maxCluster,
-    knowledge: dsoView ? { dsoView } : {},
+    knowledge: { ...(dsoView ? { dsoView } : {}), ...(deskView ? { deskView } : {}) },
     truth,
   });
   const files = writeAttackOutputs(outDir, result, { source, truth: truthFile ? path.resolve(truthFile) : null });
@@ -180,4 +183,40 @@ export function readDsoView(file: string): Map<string, string> {
     for (const a of addrs as string[]) view.set(a.toLowerCase(), household);
   }
   return view;
+}
+
+/**
+ * The allowance desk's records (desk-view.json of a zk run): { depositBacks: [{ pseudonym,
+ * denomination, count, atMs }], redemptions: [{ household, denomination, count, atMs }] }.
+ */
+export function readDeskView(file: string): DeskView {
+  const fail = (what: string): never => {
+    throw new PetraError("INVALID_ARGUMENT", `--desk-view: ${file}: ${what}`, { file });
+  };
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    return fail(`cannot read it as JSON (${(e as Error).message})`);
+  }
+  const o = json as Record<string, unknown> | null;
+  if (!o || typeof o !== "object" || !Array.isArray(o.depositBacks) || !Array.isArray(o.redemptions)) {
+    return fail("must be an object with arrays depositBacks and redemptions");
+  }
+  const rows = (list: unknown[], name: string, key: "pseudonym" | "household") =>
+    list.map((r, i) => {
+      const x = r as Record<string, unknown> | null;
+      const who = x?.[key];
+      if (typeof who !== "string" || (key === "pseudonym" && !/^0x[0-9a-fA-F]{40}$/.test(who)))
+        fail(`${name}[${i}].${key} must be ${key === "pseudonym" ? "an address" : "a household id"}`);
+      if (typeof x?.denomination !== "string" || !/^[1-9][0-9]*$/.test(x.denomination))
+        fail(`${name}[${i}].denomination must be a positive integer as a decimal string`);
+      if (!Number.isInteger(x?.count) || (x?.count as number) < 1) fail(`${name}[${i}].count must be an integer >= 1`);
+      if (!Number.isFinite(x?.atMs)) fail(`${name}[${i}].atMs must be a number`);
+      return { [key]: who, denomination: x?.denomination, count: x?.count, atMs: x?.atMs };
+    });
+  return {
+    depositBacks: rows(o.depositBacks, "depositBacks", "pseudonym") as DeskView["depositBacks"],
+    redemptions: rows(o.redemptions, "redemptions", "household") as DeskView["redemptions"],
+  };
 }

@@ -1,8 +1,10 @@
 /**
  * Simulated-mode throughput (PETRA_BENCH_ONLY=sim): market transactions per wall second, wall time
- * for N households x K intervals, and where the time goes, from a CPU profile of the run:
- * signing and encoding (ethers, @noble), the EVM (Hardhat/EDR, including the time the event loop
- * waits on its native thread), agent logic (agents/, attacks/market-replay), the rest.
+ * for N households x K intervals, CPU time of both threads, and where the main thread's time goes,
+ * from a CPU profile of the run: signing and encoding (ethers, @noble, the native secp256k1 and
+ * keccak add-ons), the EVM (Hardhat/EDR's work on this thread; "evm-wait" is the event loop idle
+ * while EDR's native thread executes), agent logic (agents/, attacks/), the rest. Native frames
+ * count where the script that called them does.
  *
  * PETRA_BENCH_SIM="100x96,1000x4@10:00" sets the runs (households x intervals, optionally from a
  * time of day); 1,000 x 96 is a long run on 2 cores, so the default measures 1,000 households on a
@@ -14,6 +16,7 @@ import * as fs from "node:fs";
 import { Session } from "node:inspector/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import { cryptoBackend } from "../common/fast-crypto";
 import { runSim } from "./sim-runner";
 
 interface ProfileNode {
@@ -23,8 +26,9 @@ interface ProfileNode {
 }
 
 function category(url: string): string {
-  if (url === "") return "evm-wait-and-native";
-  if (/node_modules\/(ethers|@noble|@adraffy)/.test(url)) return "signing-and-encoding";
+  if (url === "") return "native-other";
+  if (/node_modules\/(ethers|@noble|@adraffy|secp256k1|keccak)\//.test(url) || url.includes("common/fast-crypto"))
+    return "signing-and-encoding";
   if (/node_modules\/(hardhat|@nomicfoundation)/.test(url)) return "evm";
   if (/\/(agents|attacks)\//.test(url) && !url.includes("node_modules")) return "agent-logic";
   if (/node_modules\/better-sqlite3/.test(url)) return "dso-account-book";
@@ -42,6 +46,17 @@ async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; shares: R
   };
   session.disconnect();
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+  // Native code run on this thread (an add-on's signing or hashing, the EVM's synchronous part)
+  // shows as a frame without a script: it counts where the script that called it does.
+  const scriptOf = (id: number): string => {
+    for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+      const url = byId.get(at)?.callFrame.url ?? "";
+      if (url !== "") return url;
+    }
+    return "";
+  };
   const time = new Map<string, number>();
   let total = 0;
   profile.samples.forEach((id, i) => {
@@ -51,10 +66,12 @@ async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; shares: R
     const name = n?.callFrame.functionName ?? "";
     const cat =
       name === "(idle)"
-        ? "evm-wait-and-native"
+        ? "evm-wait"
         : name === "(garbage collector)"
           ? "gc"
-          : category(n?.callFrame.url ?? "");
+          : name === "(program)"
+            ? "other"
+            : category(scriptOf(id));
     time.set(cat, (time.get(cat) ?? 0) + dt);
   });
   return { result, shares: Object.fromEntries([...time].map(([k, t]) => [k, Number((t / total).toFixed(3))])) };
@@ -72,6 +89,8 @@ async function main(): Promise<void> {
   for (const r of runs) {
     const scenario = r.households <= 100 ? "generated-100" : "generated-1000";
     const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "petra-bench-sim-"));
+    const cpu0 = process.cpuUsage();
+    const load0 = os.loadavg()[0] ?? 0;
     const { result, shares } = await profiled(() =>
       runSim({
         scenario,
@@ -85,6 +104,7 @@ async function main(): Promise<void> {
         observer: false,
       }),
     );
+    const cpu = process.cpuUsage(cpu0);
     const perInterval = result.wall.tradingS / r.intervals;
     const row = {
       scenario,
@@ -102,6 +122,17 @@ async function main(): Promise<void> {
       rpcCalls: result.throughput.rpcCalls,
       rpcCallsByMethod: result.throughput.rpcCallsByMethod,
       loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+      loadAverage1mAtStart: Number(load0.toFixed(2)),
+      // Both threads (agents and the EVM's): less sensitive to a shared machine than wall time.
+      cpuS: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)),
+      cpuMsPerMarketTx: Number(
+        (
+          (cpu.user + cpu.system) /
+          1000 /
+          Math.max(1, result.throughput.marketTxPerWallS * result.wall.tradingS)
+        ).toFixed(2),
+      ),
+      peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
       events: result.throughput.events,
       timeShares: shares,
       conserved: result.conservation.energyConserved && result.conservation.moneyConserved,
@@ -112,10 +143,10 @@ async function main(): Promise<void> {
   }
   const out = {
     kind: "petra-bench-sim",
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, crypto: cryptoBackend },
     measuredAt: new Date().toISOString(),
     goals: { marketTxPerWallS: 500, wallS1000x96: 900 },
-    note: "windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. loadAverage1m: the machine is shared, timings scale with it",
+    note: "peakRssMB is the process's peak so far (runs go in order). windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. loadAverage1m: the machine is shared, timings scale with it",
     results,
   };
   fs.writeFileSync(path.join(__dirname, "..", "bench", "sim.json"), `${JSON.stringify(out, null, 2)}\n`);

@@ -19,7 +19,12 @@ import {
 import { NetworkObserver } from "../agents/network-observer";
 import { startHardhatNode } from "../agents/rpc-node-process";
 import type { LiveTorOptions, TorFault, TorRoute } from "../agents/tor/live-tor";
-import { assertTorInstalled, type TorClientEndpoint, TorNetwork } from "../agents/tor/tor-network";
+import {
+  assertTorInstalled,
+  DEFAULT_BOOTSTRAP_TIMEOUT_MS,
+  type TorClientEndpoint,
+  TorNetwork,
+} from "../agents/tor/tor-network";
 import { DirectTransport } from "../agents/transport-direct";
 import { TorTransport } from "../agents/transport-tor";
 import { deployZk } from "../mixer/deploy";
@@ -130,7 +135,7 @@ async function rpcRun(delayMs: number, samples: number): Promise<RpcRun> {
   try {
     net = await TorNetwork.start({
       hopDelayMs: delayMs,
-      bootstrapTimeoutMs: delayMs > 0 ? 240_000 : 90_000,
+      bootstrapTimeoutMs: delayMs > 0 ? 240_000 : DEFAULT_BOOTSTRAP_TIMEOUT_MS,
       onionServices: [
         { name: "rpc", targetPort: observer.port, virtualPort: 80 },
         { name: "dso", targetPort: dsoLink.port },

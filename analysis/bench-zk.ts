@@ -4,8 +4,14 @@
  * `npx hardhat run analysis/bench-zk.ts` writes bench/zk.json.
  *
  * Cold = the first proof of a fresh Prover after the curve workers were torn down (artifacts
- * read from disk, zkey parsed, circuit wasm compiled, bn128 wasm and worker threads built), the
- * median of COLD_RUNS; warm = the median of the next WARM_RUNS proofs of the same Prover.
+ * read from disk, zkey parsed, circuit wasm compiled, bn128 wasm and worker threads built, and for
+ * msm "native" the child process started and given the bases; its binary is already compiled),
+ * the median of COLD_RUNS; warm = the median of the next WARM_RUNS proofs of the same Prover.
+ * The top-level proveColdSeconds / proveWarmMedianSeconds rows are the wasm multi-exponentiations
+ * (msm: "wasm", what they always measured); `native` holds the native rows. Native against wasm
+ * is measured in alternation (one proof of each Prover in turn, all of them warm), with the load
+ * average beside every proof: on a shared machine the ratio of one run is meaningful even where
+ * the absolute times are not.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -23,6 +29,7 @@ import {
 } from "../mixer/allowance";
 import { deployZk } from "../mixer/deploy";
 import { MerkleTree } from "../mixer/merkle-tree";
+import { nativeMsmBinary } from "../mixer/native-msm";
 import { createNote, noteCommitment, noteNullifierHash } from "../mixer/note";
 import { buildPoseidon } from "../mixer/poseidon";
 import { Prover, type ProverOptions, toSolidityProof } from "../mixer/prover";
@@ -133,30 +140,134 @@ async function depositGasAtIndices(
   return out;
 }
 
+const load1m = (): number => os.loadavg()[0] ?? 0;
+
 async function timeProofs(
   name: CircuitName,
   inputs: CircuitInputs,
-): Promise<{ coldSeconds: number; coldRunsSeconds: number[]; warmMedianSeconds: number; warmSeconds: number[] }> {
+  options: ProverOptions,
+): Promise<{
+  coldSeconds: number;
+  coldRunsSeconds: number[];
+  coldLoadAverage1m: number[];
+  warmMedianSeconds: number;
+  warmSeconds: number[];
+  warmLoadAverage1m: number[];
+}> {
   const coldRunsSeconds: number[] = [];
+  const coldLoadAverage1m: number[] = [];
   const warmSeconds: number[] = [];
+  const warmLoadAverage1m: number[] = [];
   for (let run = 0; run < COLD_RUNS; run++) {
     await terminateCurveWorkers();
-    const prover = new Prover();
+    const prover = new Prover(options);
     try {
       let t = performance.now();
       await prover.prove(name, inputs);
       coldRunsSeconds.push((performance.now() - t) / 1000);
+      coldLoadAverage1m.push(load1m());
       if (run > 0) continue;
       for (let i = 0; i < WARM_RUNS; i++) {
         t = performance.now();
         await prover.prove(name, inputs);
         warmSeconds.push((performance.now() - t) / 1000);
+        warmLoadAverage1m.push(load1m());
       }
     } finally {
       await prover.close();
     }
   }
-  return { coldSeconds: median(coldRunsSeconds), coldRunsSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds };
+  return {
+    coldSeconds: median(coldRunsSeconds),
+    coldRunsSeconds,
+    coldLoadAverage1m,
+    warmMedianSeconds: median(warmSeconds),
+    warmSeconds,
+    warmLoadAverage1m,
+  };
+}
+
+interface AlternatingTimes {
+  warmupSeconds: number;
+  warmupLoadAverage1m: number;
+  warmMedianSeconds: number;
+  warmSeconds: number[];
+  /** The 1-minute load average right after each proof of warmSeconds. */
+  warmLoadAverage1m: number[];
+}
+
+/**
+ * Warm proofs of several long-lived Provers in alternation: each is warmed (timed), proves once
+ * untimed, then they take turns, one proof each per round for WARM_RUNS rounds, so a change in
+ * the machine's load hits all of them alike.
+ */
+async function timeAlternating(
+  name: CircuitName,
+  inputs: CircuitInputs,
+  variants: Record<string, ProverOptions>,
+): Promise<Record<string, AlternatingTimes>> {
+  await terminateCurveWorkers();
+  const provers = Object.entries(variants).map(([label, options]) => ({ label, prover: new Prover(options) }));
+  const out: Record<string, AlternatingTimes> = {};
+  try {
+    for (const { label, prover } of provers) {
+      const t = performance.now();
+      await prover.warm(name);
+      const warmupSeconds = (performance.now() - t) / 1000;
+      await prover.prove(name, inputs);
+      out[label] = {
+        warmupSeconds,
+        warmupLoadAverage1m: load1m(),
+        warmMedianSeconds: 0,
+        warmSeconds: [],
+        warmLoadAverage1m: [],
+      };
+    }
+    for (let i = 0; i < WARM_RUNS; i++) {
+      for (const { label, prover } of provers) {
+        const t = performance.now();
+        await prover.prove(name, inputs);
+        const row = out[label] as AlternatingTimes;
+        row.warmSeconds.push((performance.now() - t) / 1000);
+        row.warmLoadAverage1m.push(load1m());
+      }
+    }
+  } finally {
+    for (const { prover } of provers) await prover.close();
+  }
+  for (const row of Object.values(out)) row.warmMedianSeconds = median(row.warmSeconds);
+  return out;
+}
+
+const ratio = (slow: AlternatingTimes | undefined, fast: AlternatingTimes | undefined): number =>
+  slow && fast ? Math.round((slow.warmMedianSeconds / fast.warmMedianSeconds) * 100) / 100 : Number.NaN;
+
+/** Native multi-exponentiations against wasm on one circuit: cold, and warm in alternation. */
+async function nativeAgainstWasm(name: CircuitName, inputs: CircuitInputs): Promise<Record<string, unknown>> {
+  // gcc runs once per checkout and source, not per Prover: keep it out of the cold proofs.
+  const t = performance.now();
+  await nativeMsmBinary();
+  const buildSeconds = (performance.now() - t) / 1000;
+  const cold = await timeProofs(name, inputs, { msm: "native" });
+  const warm = await timeAlternating(name, inputs, {
+    native: { msm: "native" },
+    "native, precomputeBases": { msm: "native", precomputeBases: true },
+    wasm: { msm: "wasm" },
+    "wasm, precomputeBases": { msm: "wasm", precomputeBases: true },
+    "native, threads single": { msm: "native", threads: "single" },
+  });
+  return {
+    buildSecondsIfNotCached: buildSeconds,
+    cold: {
+      coldSeconds: cold.coldSeconds,
+      coldRunsSeconds: cold.coldRunsSeconds,
+      coldLoadAverage1m: cold.coldLoadAverage1m,
+    },
+    warmAlternating: warm,
+    wasmOverNative: ratio(warm.wasm, warm.native),
+    wasmPrecomputedOverNativePrecomputed: ratio(warm["wasm, precomputeBases"], warm["native, precomputeBases"]),
+    wasmPrecomputedOverNative: ratio(warm["wasm, precomputeBases"], warm.native),
+  };
 }
 
 /**
@@ -182,7 +293,7 @@ async function timeWarmProofs(
       await prover.prove(name, inputs);
       warmSeconds.push((performance.now() - t) / 1000);
     }
-    return { warmupSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds, loadAverage1m: os.loadavg()[0] ?? 0 };
+    return { warmupSeconds, warmMedianSeconds: median(warmSeconds), warmSeconds, loadAverage1m: load1m() };
   } finally {
     await prover.close();
   }
@@ -222,9 +333,13 @@ export async function benchZk(): Promise<Record<string, unknown>> {
     leafIndex: p.leafIndex,
     siblings: p.siblings,
   };
-  const mixerTimes = await timeProofs("mixer-withdraw", mixerInputs);
-  const mixerTimesPrecomputed = await timeWarmProofs("mixer-withdraw", mixerInputs, { precomputeBases: true });
-  const mixerTimesSingle = await timeWarmProofs("mixer-withdraw", mixerInputs, { threads: "single" });
+  const mixerTimes = await timeProofs("mixer-withdraw", mixerInputs, { msm: "wasm" });
+  const mixerTimesPrecomputed = await timeWarmProofs("mixer-withdraw", mixerInputs, {
+    msm: "wasm",
+    precomputeBases: true,
+  });
+  const mixerTimesSingle = await timeWarmProofs("mixer-withdraw", mixerInputs, { msm: "wasm", threads: "single" });
+  const mixerNative = await nativeAgainstWasm("mixer-withdraw", mixerInputs);
 
   const prover = new Prover();
   const proved = await prover.prove("mixer-withdraw", mixerInputs);
@@ -298,10 +413,12 @@ export async function benchZk(): Promise<Record<string, unknown>> {
     allowanceNullifierHash(poseidon, spent),
     poseidon,
   );
-  const allowanceTimes = await timeProofs("allowance-withdraw", allowanceInputs);
+  const allowanceTimes = await timeProofs("allowance-withdraw", allowanceInputs, { msm: "wasm" });
   const allowanceTimesPrecomputed = await timeWarmProofs("allowance-withdraw", allowanceInputs, {
+    msm: "wasm",
     precomputeBases: true,
   });
+  const allowanceNative = await nativeAgainstWasm("allowance-withdraw", allowanceInputs);
   const prover2 = new Prover();
   const aProved = await prover2.prove("allowance-withdraw", allowanceInputs);
   const ap = toSolidityProof(aProved.proof);
@@ -354,8 +471,11 @@ export async function benchZk(): Promise<Record<string, unknown>> {
       proveColdRunsSeconds: mixerTimes.coldRunsSeconds,
       proveWarmMedianSeconds: mixerTimes.warmMedianSeconds,
       proveWarmSeconds: mixerTimes.warmSeconds,
+      proveColdLoadAverage1m: mixerTimes.coldLoadAverage1m,
+      proveWarmLoadAverage1m: mixerTimes.warmLoadAverage1m,
       precomputedBases: mixerTimesPrecomputed,
       singleThread: mixerTimesSingle,
+      native: mixerNative,
       verifyProofCallGas: verifyCallGas,
       depositGas: {
         deposits: DEPOSITS,
@@ -374,7 +494,10 @@ export async function benchZk(): Promise<Record<string, unknown>> {
       proveColdRunsSeconds: allowanceTimes.coldRunsSeconds,
       proveWarmMedianSeconds: allowanceTimes.warmMedianSeconds,
       proveWarmSeconds: allowanceTimes.warmSeconds,
+      proveColdLoadAverage1m: allowanceTimes.coldLoadAverage1m,
+      proveWarmLoadAverage1m: allowanceTimes.warmLoadAverage1m,
       precomputedBases: allowanceTimesPrecomputed,
+      native: allowanceNative,
       issueGas,
       withdrawGasThreeParts: allowanceWithdrawGas,
     },

@@ -25,6 +25,10 @@ export function attackCommand(): Command {
       "--dso-view <file>",
       "the DSO's own records (JSON: household id -> addresses), for the dso-view upper bound",
     )
+    .option(
+      "--desk-view <file>",
+      "the DSO's allowance-desk records of a zk run (desk-view.json: deposit-backs and redemptions), for desk-view",
+    )
     .option("--truth <files...>", "ground truth to score against, one per --run (read only by the scoring step)")
     .option("--heuristics <list>", "comma-separated heuristics to run (default: all)")
     .option("--without <list>", "comma-separated heuristics to switch off")

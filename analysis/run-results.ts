@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { exportDsoView } from "../agents/account-book";
+import { exportDeskView } from "../agents/dso-allowance-desk";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
 import { type Dataset, marketEvents, writeDataset } from "../attacks/dataset";
 import { getOrInsert } from "../common/collections";
@@ -41,7 +42,7 @@ export interface RunResultFields {
 }
 
 /**
- * Writes ledger.jsonl, clearing-times.csv, ground-truth.json and dso-view.json into `outDir`, and
+ * Writes ledger.jsonl, clearing-times.csv, ground-truth.json, dso-view.json (and desk-view.json in zk mode) into `outDir`, and
  * returns the summary fields they give, with the clearing rows.
  */
 export function writeRunResults(o: {
@@ -60,6 +61,9 @@ export function writeRunResults(o: {
   writeGroundTruth(path.join(o.outDir, "ground-truth.json"), o.scenario, o.seed, o.records, o.intervals);
   // The DSO's own records, for the attack suite's upper bound (petra attack --dso-view).
   fs.writeFileSync(path.join(o.outDir, "dso-view.json"), `${JSON.stringify(exportDsoView(o.dsoDbPath), null, 2)}\n`);
+  // In zk mode the DSO's desk sees money come back: petra attack --desk-view.
+  const deskView = exportDeskView(o.dsoDbPath);
+  if (deskView) fs.writeFileSync(path.join(o.outDir, "desk-view.json"), `${JSON.stringify(deskView, null, 2)}\n`);
   const clearing = distribution(rows.map((r) => r.clearingS));
   const txs = o.ledger.transactions;
   let accepted = 0;

@@ -9,6 +9,7 @@ import { DsoClient } from "../agents/dso-client";
 import { publicKeyHex, type SigningKey, signingKeyFromHex } from "../agents/envelope";
 import { householdParts } from "../agents/household-agent";
 import { HouseholdRegistry } from "../agents/household-registry";
+import type { AssetRegistry } from "../agents/market-view";
 import { Prosumer, type ProsumerRecord } from "../agents/prosumer";
 import { withdrawerFor } from "../agents/prosumer-process";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
@@ -16,12 +17,15 @@ import { SimClock } from "../agents/sim/clock-sim";
 import { type Delay, parseDelay } from "../agents/sim/distribution";
 import { createSimChainProvider, Eip1193JsonRpcProvider } from "../agents/sim/edr";
 import { Link, SimChain, SimProvider, type SimRequest } from "../agents/sim/sim-chain";
+import { SimLedger } from "../agents/sim/sim-ledger";
 import { SimSockets } from "../agents/sim/sim-network";
 import { DEFAULT_SIM_CHAIN, SimNode } from "../agents/sim/sim-node";
 import { PaperStrategy } from "../agents/strategy-paper";
 import { loopbackAddressFor } from "../agents/transport-direct";
+import { datasetLines } from "../attacks/dataset";
 import { readDatasetFromProvider } from "../attacks/dataset-rpc";
 import { check, PetraError } from "../common/errors";
+import { useFastKeccakInEthers } from "../common/fast-crypto";
 import { createRng, type Rng } from "../common/rng";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { HouseholdRecord } from "./clearing-times";
@@ -66,6 +70,11 @@ export interface SimRunOptions {
   offerChoice?: "lowest-id" | "random";
   /** Write observer.jsonl (the network observer at the RPC node). Default true. */
   observer?: boolean;
+  /**
+   * Also read the ledger back from the chain at the end, as `petra live` does, and fail if it
+   * differs from the one built while the blocks were sealed (a test of SimLedger). Default false.
+   */
+  verifyLedger?: boolean;
   /** Called with the fraction of simulated time done, at most a few times a second. */
   onProgress?: (p: SimProgress) => void;
   log?: (line: string) => void;
@@ -116,6 +125,8 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
 /** runSim, also returning every cleared offer's clearing time in seconds (as clearing-times.csv holds them). */
 export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary: SimSummary; clearingS: number[] }> {
   const wallStart = Date.now();
+  // Every agent's hashing goes through ethers; natively it costs a fifth, and digests are digests.
+  useFastKeccakInEthers();
   const log = opts.log ?? (() => {});
   const { scenario, intervals } = scenarioForRun(opts.scenario, opts.households, opts.intervals, opts.windowStart);
   const intervalMs = opts.intervalMs ?? scenario.file.intervalMinutes * 60_000;
@@ -152,6 +163,7 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
   const clock = new SimClock();
   const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
   const node = await SimNode.start(eip, clock, DEFAULT_SIM_CHAIN.genesisDate);
+  const ledgerStream = new SimLedger(node);
   const chainId = DEFAULT_SIM_CHAIN.chainId;
   const observerPath = path.join(outDir, "observer.jsonl");
   fs.rmSync(observerPath, { force: true });
@@ -197,6 +209,7 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
     })(),
     "deploying the market",
   );
+  ledgerStream.setMarket(marketAddress);
   log(`EnergyMarket at ${marketAddress} (block ${fromBlock}), simulated chain ${chainId}`);
   Object.assign(config, { chainId, marketAddress, deployBlock: fromBlock });
 
@@ -256,6 +269,8 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
   const recordsFd = fs.openSync(recordsPath, "w");
   const price = scenario.file.market.basePriceMicroPerWInterval;
   const startAtMs = clock.now() + 1000;
+  // One for all households: each would otherwise keep every asset of the market.
+  const assetRegistry: AssetRegistry = new Map();
   const prosumers = households.map((h) => {
     const link = linkFor(h.id);
     const provider = providerFor(h.id, link);
@@ -314,6 +329,7 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
       },
       basePriceMicroPerWInterval: BigInt(price),
       fromBlock,
+      assetRegistry,
       record: (r: ProsumerRecord) => fs.writeSync(recordsFd, `${JSON.stringify({ ...r, household: h.id })}\n`),
     });
     return { id: h.id, prosumer, client };
@@ -365,8 +381,27 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
   });
 
   // ------------------------------------------------------------------ results
+  ledgerStream.stop();
   const reader = new Eip1193JsonRpcProvider(eip, chainId);
-  const ledger = await readDatasetFromProvider(reader, { market: marketAddress, fromBlock });
+  const ledger = ledgerStream.dataset({
+    chainId,
+    fromBlock,
+    toBlock: node.latestBlock,
+    market: marketAddress,
+    dso: await EnergyMarket__factory.connect(marketAddress, reader).dso(),
+  });
+  if (opts.verifyLedger) {
+    const read = datasetLines(await readDatasetFromProvider(reader, { market: marketAddress, fromBlock }));
+    const built = datasetLines(ledger);
+    const n = Math.max(read.length, built.length);
+    let at = 0;
+    while (at < n && read[at] === built[at]) at++;
+    if (at < n)
+      throw new PetraError(
+        "LEDGER_UNREADABLE",
+        `the ledger built from the sealed blocks differs from the chain's at line ${at + 1}: chain ${read[at] ?? "(end)"}, built ${built[at] ?? "(end)"}`,
+      );
+  }
   if (observe) {
     const fromOf = new Map(ledger.transactions.map((t) => [t.hash.toLowerCase(), t.from]));
     fs.writeFileSync(

@@ -1,4 +1,5 @@
 import type { Dataset } from "./dataset";
+import type { DeskView } from "./heuristic-desk-view";
 
 /** Two addresses an attack believes belong to one household, with its confidence in [0, 1]. */
 export interface Link {
@@ -17,12 +18,15 @@ export type HeuristicName =
   | "behaviour"
   | "network-observer"
   | "mixer-matching"
-  | "dso-view";
+  | "dso-view"
+  | "desk-view";
 
 /** Extra knowledge an attacker may hold beyond the public ledger (each is opt-in). */
 export interface AttackerKnowledge {
   /** The DSO's own records: anonymous address -> household id (the upper bound: in plain PETra the DSO knows every link). */
   dsoView?: Map<string, string>;
+  /** The DSO's allowance desk records in zk mode: deposit-backs per pseudonym, redemptions per household. */
+  deskView?: DeskView;
 }
 
 /**

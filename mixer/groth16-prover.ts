@@ -18,8 +18,12 @@
  * doublings). Measured 1.1-1.5x per multi-exponentiation (1.5x on B in G2, 1.3x over all five)
  * and ~1.5x on a whole warm proof; it costs ~45 MB per circuit and 5-10 s of warm-up, so it is
  * for long-lived provers.
+ * With addNativeBases the five multi-exponentiations and the six FFTs run in native code instead
+ * (mixer/native-msm.ts: a C child process); the witness, the QAP evaluation and the final
+ * additions stay on ffjavascript.
  * The proof is a proof like any other: tests verify it with snarkjs and on chain.
  */
+import type { GroupName, NativeMsm } from "./native-msm";
 import type { Groth16Proof } from "./snarkjs";
 
 /** The slice of ffjavascript's curve that the prover uses (untyped upstream). */
@@ -73,6 +77,8 @@ interface Bases {
   pointBytes: number;
   /** Fixed-base table, one part per worker thread (see addBaseTables). */
   table?: TablePart[];
+  /** The same points held by a native multi-exponentiation process (see addNativeBases). */
+  native?: { msm: NativeMsm; set: number };
 }
 
 /** Bases first..first+count-1 of a set, each followed by its multiples by 2^(WINDOW_BITS·j), j < WINDOWS. */
@@ -261,6 +267,25 @@ export async function addBaseTables(curve: Bn128Curve, key: ProvingKey, parts: n
   }
 }
 
+/**
+ * Hands every base set of `key` to `msm` (once: it keeps them, and sends them again itself to a
+ * restarted process), with fixed-base tables if asked for, after which multiExp computes with it.
+ */
+export async function addNativeBases(key: ProvingKey, msm: NativeMsm, tables: boolean): Promise<void> {
+  const sets: [Bases, GroupName][] = [
+    [key.a, "G1"],
+    [key.b1, "G1"],
+    [key.b2, "G2"],
+    [key.c, "G1"],
+    [key.h, "G1"],
+  ];
+  const handles = await Promise.all(sets.map(([bases, group]) => msm.addBases(group, bases.points)));
+  if (tables) await Promise.all(handles.map((set) => msm.addTable(set)));
+  sets.forEach(([bases], i) => {
+    bases.native = { msm, set: handles[i] as number };
+  });
+}
+
 /** The WINDOW_BITS-bit digits of scalars first..first+count-1 (32 bytes each, little-endian), as uint16. */
 function digits(scalars: Uint8Array, first: number, count: number): Uint8Array {
   const out = new Uint16Array(count * WINDOWS);
@@ -280,8 +305,13 @@ function digits(scalars: Uint8Array, first: number, count: number): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-/** Σ scalar_i · base_i: one bucket pass per worker over the fixed-base table, else snarkjs' windowed method. */
+/**
+ * Σ scalar_i · base_i (scalars in standard form: the witness as the .wtns holds it, H's after
+ * frm_batchFromMontgomery): natively when the bases were handed to a native process, else one
+ * bucket pass per worker over the fixed-base table, else snarkjs' windowed method.
+ */
 async function multiExp(curve: Bn128Curve, group: Group, bases: Bases, scalars: Uint8Array): Promise<Point> {
+  if (bases.native) return bases.native.msm.multiExp(bases.native.set, scalars);
   if (!bases.table) return group.multiExpAffine(bases.points, scalars);
   const fnName = group === curve.G1 ? "g1m_multiexpAffine_chunk" : "g2m_multiexpAffine_chunk";
   const len = group.F.n8 * 3;
@@ -342,12 +372,17 @@ async function evaluateQap(curve: Bn128Curve, key: ProvingKey, witness: Uint8Arr
   ]);
 }
 
-/** H's scalars: A, B, C evaluated on the odd coset of the domain, joined as (A·B - C) (snarkjs' steps). */
+/**
+ * H's scalars: A, B, C evaluated on the odd coset of the domain, joined as (A·B - C) (snarkjs'
+ * steps), in the native process when the key's bases are there, else in the wasm workers.
+ */
 async function quotientScalars(curve: Bn128Curve, key: ProvingKey, witness: Uint8Array): Promise<Uint8Array> {
   const { Fr } = curve;
   const [a, b, c] = (await evaluateQap(curve, key, witness)) as [Uint8Array, Uint8Array, Uint8Array];
   const power = Math.log2(key.domainSize);
   const inc = power === Fr.s ? Fr.shift : (Fr.w[power + 1] as Uint8Array);
+  const native = key.h.native;
+  if (native) return native.msm.quotient(key.domainSize, Fr.w[power] as Uint8Array, inc, a, b, c);
   const odd = async (evaluations: Uint8Array): Promise<Uint8Array> =>
     Fr.fft(await Fr.batchApplyKey(await Fr.ifft(evaluations), Fr.e(1), inc));
   const [aOdd, bOdd, cOdd] = await Promise.all([odd(a), odd(b), odd(c)]);

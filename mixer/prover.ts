@@ -3,19 +3,31 @@
  * everything a proof needs warm between proofs: the zkey and verification keys in memory, one
  * witness calculator per circuit (the circuit's wasm compiled and instantiated once; snarkjs'
  * wtns.calculate and fullProve redo that on every call), and snarkjs' bn128 curve with its worker
- * threads (one per core). So only the first proof of a circuit pays the warm-up. close()
- * terminates the workers; without it a Node process that proved anything never exits.
+ * threads (one per core), and the native multi-exponentiation process (msm below). So only the
+ * first proof of a circuit pays the warm-up. close() terminates the workers and stops the native
+ * process; without it a Node process that proved anything never exits.
  *
  * The proof itself is mixer/groth16-prover.ts (snarkjs' algorithm on its curve and workers, from
  * a zkey parsed once). Where a warm proof's time goes (mixer-withdraw, 5,375 constraints, 2 shared
  * cores): five multi-exponentiations over ~5.4k bases each (A, B1, C and H in G1, B in G2) ~830 ms
- * of worker time, ~640 ms with precomputeBases; six 2^13-point FFTs ~80 ms; the witness ~10 ms;
- * the QAP evaluation ~4 ms. analysis/bench-zk.ts measures cold and warm proofs.
+ * of worker time in wasm, ~640 ms with precomputeBases; six 2^13-point FFTs ~80 ms; the witness
+ * ~10 ms; the QAP evaluation ~4 ms. msm: "native" (the default where gcc is found) does the
+ * multi-exponentiations and FFTs in C, ~3-4x less time. analysis/bench-zk.ts measures cold and
+ * warm proofs.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { artifactPaths, CIRCUITS, type CircuitName } from "../circuits/instances";
-import { check, PetraError } from "../common/errors";
-import { addBaseTables, type Bn128Curve, type ProvingKey, parseProvingKey, proveGroth16 } from "./groth16-prover";
+import { check, isError, PetraError } from "../common/errors";
+import {
+  addBaseTables,
+  addNativeBases,
+  type Bn128Curve,
+  type ProvingKey,
+  parseProvingKey,
+  proveGroth16,
+} from "./groth16-prover";
+import { NativeMsm } from "./native-msm";
 import { addressFromField, withdrawalPublicSignals } from "./public-signals";
 import {
   buildWitnessCalculator,
@@ -52,10 +64,10 @@ interface Loaded {
 
 export interface ProverOptions {
   /**
-   * Precompute fixed-base tables for the multi-exponentiations (mixer/groth16-prover.ts): a
-   * faster warm proof for ~45 MB per circuit and seconds of warm-up (the first proof or warm()
-   * builds them). For long-lived provers (relayers, agents); default false, which is what
-   * short-lived ones such as tests want.
+   * Precompute fixed-base tables for the multi-exponentiations: a faster warm proof for memory
+   * and warm-up (the first proof or warm() builds them): natively ~40 MB per circuit and ~1-3 s,
+   * in wasm ~45 MB and 5-20 s. For long-lived provers (relayers, agents); default false, which is
+   * what short-lived ones such as tests want.
    */
   precomputeBases?: boolean;
   /**
@@ -66,10 +78,23 @@ export interface ProverOptions {
    * Verification always uses snarkjs' shared curve.
    */
   threads?: "workers" | "single";
+  /**
+   * Where the five multi-exponentiations and the six FFTs run. "native": a C program
+   * (mixer/native/msm.c) that gcc compiles on first use into node_modules/.cache/petra-msm/, run as
+   * one child process per Prover with as many threads as cores ("workers") or one ("single"); a
+   * warm proof ~3-4x faster than "wasm", cold ones faster too. "wasm": ffjavascript's worker
+   * threads, as snarkjs does it. Default: "native" where it builds, else "wasm" with a one-line
+   * notice on stderr; an explicit "native" that cannot be built (no gcc) is an error. A native
+   * process that dies fails its requests in flight with PROCESS_FAILED naming its pid and signal;
+   * prove() then retries once on a new process and throws that error if the new one dies too.
+   */
+  msm?: "native" | "wasm";
 }
 
 type Curve = Bn128Curve & { tm: { concurrency: number }; terminate(): Promise<void> };
 let curveInFlight: Promise<Curve> | undefined;
+/** The fallback notice is printed once per process, not once per Prover. */
+let nativeFallbackNoticed = false;
 
 /**
  * snarkjs' bn128 curve: one per process (globalThis.curve_bn128, with its worker threads) until
@@ -115,10 +140,19 @@ export class Prover {
   private closed = false;
   private readonly precomputeBases: boolean;
   private readonly singleThread: boolean;
+  private readonly msmOption: "native" | "wasm" | undefined;
   private ownCurve?: Promise<Curve>;
+  private nativeMsm?: Promise<NativeMsm | undefined>;
 
   constructor(options: ProverOptions = {}) {
     this.precomputeBases = options.precomputeBases ?? false;
+    check(
+      options.msm === undefined || options.msm === "native" || options.msm === "wasm",
+      "msm",
+      'must be "native" or "wasm"',
+      { msm: options.msm },
+    );
+    this.msmOption = options.msm;
     check(
       options.threads === undefined || options.threads === "workers" || options.threads === "single",
       "threads",
@@ -133,6 +167,39 @@ export class Prover {
     if (!this.singleThread) return bn128();
     this.ownCurve ??= snarkjs.curves.getCurveFromName("bn128", { singleThread: true }) as unknown as Promise<Curve>;
     return this.ownCurve;
+  }
+
+  /**
+   * This Prover's native multi-exponentiation process, started on first use; undefined when
+   * proving with wasm (asked for, or the default and native cannot be built).
+   */
+  private native(): Promise<NativeMsm | undefined> {
+    if (this.msmOption === "wasm") return Promise.resolve(undefined);
+    this.nativeMsm ??= NativeMsm.start(this.singleThread ? 1 : os.availableParallelism()).catch((e: unknown) => {
+      if (this.msmOption === "native") {
+        // Not cached: a later call tries again (after gcc was installed, say).
+        this.nativeMsm = undefined;
+        throw e;
+      }
+      if (!nativeFallbackNoticed) {
+        nativeFallbackNoticed = true;
+        process.stderr.write(`petra: proving with wasm multi-exponentiations: ${(e as Error).message}\n`);
+      }
+      return undefined;
+    });
+    return this.nativeMsm;
+  }
+
+  /** "native" or "wasm": where this Prover's multi-exponentiations run (starts the native process if needed). */
+  async msmBackend(): Promise<"native" | "wasm"> {
+    check(!this.closed, "prover", "is closed");
+    return (await this.native()) ? "native" : "wasm";
+  }
+
+  /** The native process' pid, if one is running (for tests and diagnostics). */
+  async nativePid(): Promise<number | undefined> {
+    check(!this.closed, "prover", "is closed");
+    return (await this.native())?.pid;
   }
 
   private load(name: CircuitName): Loaded {
@@ -167,7 +234,10 @@ export class Prover {
   private provingKey(l: Loaded): Promise<ProvingKey> {
     l.key ??= (async () => {
       const key = parseProvingKey(l.zkey);
-      if (this.precomputeBases) {
+      const native = await this.native();
+      if (native) {
+        await addNativeBases(key, native, this.precomputeBases);
+      } else if (this.precomputeBases) {
         const curve = await this.curve();
         await addBaseTables(curve, key, curve.tm.concurrency);
       }
@@ -209,7 +279,17 @@ export class Prover {
         { cause: e },
       );
     }
-    return proveGroth16(await this.curve(), await this.provingKey(l), wtns);
+    const curve = await this.curve();
+    const key = await this.provingKey(l);
+    try {
+      return await proveGroth16(curve, key, wtns);
+    } catch (e) {
+      // The native process died under this proof (killed, out of memory) or just before it (the
+      // request went down the pipe before its exit was seen). The next request starts a new one
+      // with the bases, so one retry proves; a process that dies again is a real failure.
+      if (!isError(e, "PROCESS_FAILED") || !key.h.native || this.closed) throw e;
+      return proveGroth16(curve, key, wtns);
+    }
   }
 
   /**
@@ -248,6 +328,9 @@ export class Prover {
   async close(): Promise<void> {
     this.closed = true;
     this.loaded.clear();
+    const native = this.nativeMsm;
+    this.nativeMsm = undefined;
+    if (native) await (await native.catch(() => undefined))?.close();
     const own = this.ownCurve;
     this.ownCurve = undefined;
     if (own) await (await own).terminate();

@@ -35,6 +35,29 @@ function sharedChainLog(raw: unknown): ChainLog | undefined {
   return l ?? undefined;
 }
 
+const BLOCK_MARKET_LOGS = new WeakMap<SealedBlock, Map<string, ChainLog[]>>();
+
+/**
+ * A sealed block's logs of `market` in chain order, converted once per block and shared by every
+ * watcher (read-only): a thousand households otherwise filter, convert and sort the same logs.
+ */
+function marketLogsOf(b: SealedBlock, market: string): ChainLog[] {
+  let byMarket = BLOCK_MARKET_LOGS.get(b);
+  if (byMarket === undefined) {
+    byMarket = new Map();
+    BLOCK_MARKET_LOGS.set(b, byMarket);
+  }
+  let logs = byMarket.get(market);
+  if (logs === undefined) {
+    logs = chainOrdered(
+      b.logs.filter((l) => l.address.toLowerCase() === market),
+      sharedChainLog,
+    );
+    byMarket.set(market, logs);
+  }
+  return logs;
+}
+
 /** One agent's path to the node: a round-trip latency distribution and the agent's own random stream. */
 export class Link {
   constructor(
@@ -189,22 +212,22 @@ export class SimChain implements Chain {
     let stopped = false;
     // Handlers run one at a time and in block order, as the live watcher delivers them.
     let chain: Promise<void> = Promise.resolve();
-    const deliver = (raw: unknown[]) => {
-      const logs = chainOrdered(raw, sharedChainLog);
+    const deliverOrdered = (logs: ChainLog[]) => {
       if (logs.length === 0) return;
       chain = chain.then(async () => {
         if (!stopped) await onLogs(logs);
       });
     };
+    const deliver = (raw: unknown[]) => deliverOrdered(chainOrdered(raw, sharedChainLog));
     // Subscribe first, so no block sealed while the history is fetched is lost.
     const upTo = this.#node.latestBlock;
     const pending: SealedBlock[] = [];
     let historyDone = false;
     const forward = (b: SealedBlock) => {
-      const mine = b.logs.filter((l) => l.address.toLowerCase() === this.#market);
+      const mine = marketLogsOf(b, this.#market);
       if (mine.length === 0) return;
       this.#clock.schedule(this.#clock.now() + this.#link.oneWay(), () => {
-        if (!stopped) deliver(mine);
+        if (!stopped) deliverOrdered(mine);
       });
     };
     const sub = this.#node.onBlock((b) => {

@@ -21,12 +21,43 @@ export interface RawLog {
   removed?: boolean;
 }
 
+/** A transaction as eth_getBlockByNumber(.., true) returns it (the fields the ledger reads). */
+export interface RawTransaction {
+  hash: string;
+  from: string;
+  to: string | null;
+  value: string;
+  nonce: string;
+  input: string;
+  gasPrice?: string;
+}
+
+/** A receipt as eth_getTransactionReceipt returns it (the fields the node and the ledger read). */
+export interface RawReceipt {
+  transactionHash: string;
+  status?: string | null;
+  gasUsed: string;
+  effectiveGasPrice?: string;
+  gasPrice?: string;
+  logs: RawLog[];
+}
+
 export interface SealedBlock {
   number: number;
   timestampS: number;
   txHashes: string[];
+  /** The block's transactions and their receipts, in block order. */
+  transactions: RawTransaction[];
+  receipts: RawReceipt[];
+  /** Every log of the block, in order. */
   logs: RawLog[];
 }
+
+/**
+ * Blocks whose receipts the node answers from memory. Agents ask for a receipt within a few block
+ * times of its block (their own transactions, the DSO's mints); older ones go to the chain.
+ */
+const RECENT_RECEIPT_BLOCKS = 64;
 
 /** Accounts and limits of the simulated chain (simNetworkConfig turns them into Hardhat's network config). */
 export interface SimChainSpec {
@@ -65,6 +96,11 @@ export class SimNode {
   #latestTimestampS: number;
   #baseFeePerGas = 0n;
   readonly #mined = new Set<string>();
+  /** Receipts of the last RECENT_RECEIPT_BLOCKS blocks by hash, and the hashes by block to evict them. */
+  readonly #receipts = new Map<string, RawReceipt>();
+  readonly #receiptBlocks: string[][] = [];
+  /** Blocks being sealed (mined but not yet read back). */
+  #sealing = 0;
   /** Sender -> (hash -> nonce) of transactions sent through noteSent and not yet in a block. */
   readonly #pendingBySender = new Map<string, Map<string, number>>();
   readonly #senderOf = new Map<string, string>();
@@ -126,15 +162,21 @@ export class SimNode {
   }
 
   request(method: string, params: unknown[] = []): Promise<unknown> {
+    return this.#request(method, params, false);
+  }
+
+  #request(method: string, params: unknown[], toChain: boolean): Promise<unknown> {
     this.#calls++;
-    let entry = this.#callsByMethod.get(method);
-    if (entry === undefined) {
-      entry = { calls: 0, wallMs: 0 };
-      this.#callsByMethod.set(method, entry);
-    }
-    entry.calls++;
-    const timed = entry;
+    const askReceipt = !toChain && method === "eth_getTransactionReceipt";
     const run = async () => {
+      // Answered as the chain would answer it: a receipt it just sealed, or none for a hash in no block.
+      const known = askReceipt ? this.#knownReceipt(params[0]) : undefined;
+      if (known !== undefined) {
+        this.#count(`${method} (from the node's memory)`).calls++;
+        return known;
+      }
+      const timed = this.#count(method);
+      timed.calls++;
       const t0 = performance.now();
       try {
         return await this.#provider.request({ method, params });
@@ -147,33 +189,85 @@ export class SimNode {
     return this.#clock.track(result);
   }
 
+  #count(method: string): { calls: number; wallMs: number } {
+    let entry = this.#callsByMethod.get(method);
+    if (entry === undefined) {
+      entry = { calls: 0, wallMs: 0 };
+      this.#callsByMethod.set(method, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * The receipt of `hash` if the node can answer without the chain: the receipt of a recent block,
+   * or null for a hash in no block (the node sealed every block, so it knows). Undefined: ask the chain.
+   */
+  #knownReceipt(hash: unknown): RawReceipt | null | undefined {
+    // While a block is being read, the chain has receipts the node has not taken in yet.
+    if (typeof hash !== "string" || this.#sealing > 0) return undefined;
+    const key = hash.toLowerCase();
+    const r = this.#receipts.get(key);
+    if (r !== undefined) return r;
+    return this.#mined.has(key) ? undefined : null;
+  }
+
   /**
    * Seals a block now: its timestamp is genesis plus the simulated time in whole seconds; it holds
    * what the mempool has, up to the gas limit. Listeners and receipt waiters hear of it at once
-   * (their own latency is theirs to add).
+   * (their own latency is theirs to add). The node reads the block's transactions and receipts
+   * once, here: agents' receipt requests are then answered from memory, and the run's ledger is
+   * built from the blocks as they are sealed instead of read back from the chain at the end.
    */
   async mine(): Promise<SealedBlock> {
     const ts = Math.max(this.#latestTimestampS, this.#genesisS + Math.floor(this.#clock.now() / 1000));
     await this.request("evm_setNextBlockTimestamp", [ts]);
+    this.#sealing++;
+    try {
+      return await this.#seal();
+    } finally {
+      this.#sealing--;
+    }
+  }
+
+  async #seal(): Promise<SealedBlock> {
     await this.request("evm_mine", []);
-    const block = (await this.request("eth_getBlockByNumber", ["latest", false])) as {
+    const block = (await this.request("eth_getBlockByNumber", ["latest", true])) as {
       number: string;
       timestamp: string;
       baseFeePerGas?: string;
-      transactions: string[];
+      transactions: RawTransaction[];
     };
     const number = Number(block.number);
     this.#baseFeePerGas = BigInt(block.baseFeePerGas ?? 0);
-    const logs =
-      block.transactions.length === 0
-        ? []
-        : ((await this.request("eth_getLogs", [{ fromBlock: block.number, toBlock: block.number }])) as RawLog[]);
+    // Queued together, so that no agent's request lands between them.
+    const receipts = (await Promise.all(
+      block.transactions.map((t) => this.#request("eth_getTransactionReceipt", [t.hash], true)),
+    )) as (RawReceipt | null)[];
+    const hashes = block.transactions.map((t) => t.hash);
+    receipts.forEach((r, i) => {
+      check(r !== null, "receipt", `block ${number} holds ${hashes[i]} but the chain has no receipt for it`);
+    });
+    const logs = (receipts as RawReceipt[]).flatMap((r) => r.logs);
     this.#latest = number;
     this.#latestTimestampS = Number(block.timestamp);
     this.#txs += block.transactions.length;
-    const sealed: SealedBlock = { number, timestampS: this.#latestTimestampS, txHashes: block.transactions, logs };
-    for (const h of block.transactions) {
-      const key = h.toLowerCase();
+    const sealed: SealedBlock = {
+      number,
+      timestampS: this.#latestTimestampS,
+      txHashes: hashes,
+      transactions: block.transactions,
+      receipts: receipts as RawReceipt[],
+      logs,
+    };
+    const keys = hashes.map((h) => h.toLowerCase());
+    keys.forEach((k, i) => {
+      this.#receipts.set(k, receipts[i] as RawReceipt);
+    });
+    this.#receiptBlocks.push(keys);
+    if (this.#receiptBlocks.length > RECENT_RECEIPT_BLOCKS) {
+      for (const k of this.#receiptBlocks.shift() as string[]) this.#receipts.delete(k);
+    }
+    for (const key of keys) {
       this.#mined.add(key);
       const sender = this.#senderOf.get(key);
       if (sender !== undefined) {

@@ -37,7 +37,13 @@ import type { TorTransportConfig, TorTransportStats } from "../transport-tor";
 import { socks5Connect } from "./socks-probe";
 import { TorControl } from "./tor-control";
 import { type ExistingTorOptions, useExistingTor } from "./tor-existing";
-import { assertTorInstalled, PROBE_PORT, type TorClientEndpoint, TorNetwork } from "./tor-network";
+import {
+  assertTorInstalled,
+  DEFAULT_BOOTSTRAP_TIMEOUT_MS,
+  PROBE_PORT,
+  type TorClientEndpoint,
+  TorNetwork,
+} from "./tor-network";
 
 export type TorRoute = "exit" | "onion";
 export type LiveTorIsolation = "pseudonym" | "household";
@@ -72,7 +78,7 @@ export interface LiveTorOptions {
    * and clients pick any exit, as on the public network (TorNetwork.exitAddresses).
    */
   exitPlacement?: "shared" | "own";
-  /** Bootstrap (private) or onion publication (existing) budget, ms. Default 90 000, 240 000 with a hop delay. */
+  /** Bootstrap (private) or onion publication (existing) budget, ms. Default DEFAULT_BOOTSTRAP_TIMEOUT_MS (180 000), 240 000 with a hop delay. */
   bootstrapTimeoutMs?: number;
   /**
    * How long a household retries a JSON-RPC request whose stream broke, ms from its first failure.
@@ -223,7 +229,7 @@ export class LiveTor {
     const services = onionServicePlan(o);
     const isolationSalt = randomBytes(8).toString("hex");
     const retryBudgetMs = t.retryBudgetMs ?? 60_000;
-    const bootstrapTimeoutMs = t.bootstrapTimeoutMs ?? (hopDelayMs > 0 ? 240_000 : 90_000);
+    const bootstrapTimeoutMs = t.bootstrapTimeoutMs ?? (hopDelayMs > 0 ? 240_000 : DEFAULT_BOOTSTRAP_TIMEOUT_MS);
     const base = { kind: "tor" as const, route, isolation, hopDelayMs, isolationSalt, retryBudgetMs };
 
     if (!t.existing) {

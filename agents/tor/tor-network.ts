@@ -17,7 +17,7 @@ import { appendFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promise
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { check, PetraError } from "../../common/errors";
+import { check, isError, PetraError } from "../../common/errors";
 import { DelayProxy } from "../delay-proxy";
 import { freePorts } from "../free-ports";
 import { socks5Connect } from "./socks-probe";
@@ -48,7 +48,7 @@ export interface TorNetworkOptions {
    * PROBE_PORT (7), which the launcher uses during bootstrap; do not use 7 as a virtualPort.
    */
   onionServices?: OnionServiceSpec[];
-  /** Whole-bootstrap budget. Default 90_000 ms. */
+  /** Whole-bootstrap budget. Default DEFAULT_BOOTSTRAP_TIMEOUT_MS. */
   bootstrapTimeoutMs?: number;
   /** Parent of the temp data dir. Default os.tmpdir(). */
   baseDir?: string;
@@ -112,6 +112,14 @@ export interface OnionService {
 const CONTROL_POLL_MS = 250;
 /** Virtual port every onion service also exposes for the launcher's reachability probe. */
 export const PROBE_PORT = 7;
+
+/**
+ * Bootstrap budget of a private network without added delays. It is 15-35 s here at load 2-5, but a
+ * CI machine once took more than 90 s: its consensus dropped the exits' Exit flags for a round
+ * while the onion probes waited. A budget only matters when the network fails to come up, so
+ * it is generous.
+ */
+export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 180_000;
 
 // Every tor this process started, by PID. Module-level on purpose: exit and signal handlers are
 // process-wide and must reach every network, including ones whose owner threw before stop().
@@ -352,15 +360,20 @@ export class TorNetwork {
         }
       }
       for (const p of plans) net.spawnNode(p);
-      await net.waitForBootstrap(t0 + (options.bootstrapTimeoutMs ?? 90_000), services);
+      await net.waitForBootstrap(t0 + (options.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS), services);
       net.bootstrapMs = performance.now() - t0;
       options.log?.(`tor network up in ${(net.bootstrapMs / 1000).toFixed(1)} s (${dir})`);
       return net;
     } catch (e) {
+      // A network that did not come up keeps its logs: they are all there is to say why.
+      if (isError(e, "TOR_BOOTSTRAP_TIMEOUT")) net.keepLogs = true;
       await net.stop();
       throw e;
     }
   }
+
+  /** Set when bootstrap timed out: stop() then leaves the data dir (named in the error) in place. */
+  private keepLogs = false;
 
   get nodes(): TorNodeInfo[] {
     return this.plans.map((p) => ({
@@ -493,7 +506,7 @@ export class TorNetwork {
     await Promise.all([...this.children.values()].map((c) => this.killChild(c)));
     this.children.clear();
     await Promise.all(this.proxies.map((p) => p.close()));
-    if (!this.options.keepDataDir) rmSync(this.dir, { recursive: true, force: true });
+    if (!this.options.keepDataDir && !this.keepLogs) rmSync(this.dir, { recursive: true, force: true });
     liveDirs.delete(this.dir);
   }
 
@@ -802,12 +815,12 @@ export class TorNetwork {
       const detail = await Promise.all(
         failed.map(
           async (p) =>
-            `${p.name} (${p.role}): ${status.get(p.name) ?? "no status"}; log: ${await tail(join(p.dataDir, "notice.log"), 3)}`,
+            `${p.name} (${p.role}): ${status.get(p.name) ?? "no status"}; log: ${await tail(join(p.dataDir, "notice.log"), 8)}`,
         ),
       );
       throw new PetraError(
         "TOR_BOOTSTRAP_TIMEOUT",
-        `tor network not ready after ${this.options.bootstrapTimeoutMs ?? 90_000} ms: ${failed.map((p) => p.name).join(", ")}\n${detail.join("\n")}`,
+        `tor network not ready after ${this.options.bootstrapTimeoutMs ?? DEFAULT_BOOTSTRAP_TIMEOUT_MS} ms: ${failed.map((p) => p.name).join(", ")}\n${detail.join("\n")}\nevery node's log is kept in ${this.dir}`,
         { nodes: failed.map((p) => p.name), dataDir: this.dir },
       );
     }

@@ -1,6 +1,12 @@
 import { expect } from "chai";
-import { HDNodeWallet, sha256, toUtf8Bytes } from "ethers";
-import { deriveChildKey, PseudonymWallet, type RotationPolicy } from "../../agents/pseudonym-wallet";
+import { getBytes, HDNodeWallet, hexlify, sha256, toBeHex, toUtf8Bytes } from "ethers";
+import {
+  deriveChildKey,
+  deriveKeyPath,
+  masterKeyNode,
+  PseudonymWallet,
+  type RotationPolicy,
+} from "../../agents/pseudonym-wallet";
 import { isError } from "../../common/errors";
 import { createRng } from "../../common/rng";
 
@@ -46,6 +52,34 @@ describe("PseudonymWallet # derivation", () => {
       expect(deriveChildKey(parent, i)).to.deep.equal({ address: node.address, privateKey: node.privateKey });
     }
     expect(() => deriveChildKey(parent, 2 ** 31)).to.throw(/index/);
+  });
+
+  it("derives master keys and whole paths, hardened levels too, as ethers' HDNodeWallet does", () => {
+    for (const label of ["a", "b", "petra-lab/run/7/household/f1-h2-c8"]) {
+      const seed = sha256(toUtf8Bytes(label));
+      const root = masterKeyNode(getBytes(seed));
+      for (const p of ["m/44'/60'/0'/0/0", "m/44'/60'/1'/0", "m/0/1/2", "m/2147483647'/5"]) {
+        const theirs = HDNodeWallet.fromSeed(seed).derivePath(p);
+        const ours = deriveKeyPath(root, p);
+        expect(toBeHex(ours.privateKey, 32), `${label} ${p}`).to.equal(theirs.privateKey);
+        expect(hexlify(ours.chainCode)).to.equal(theirs.chainCode);
+      }
+    }
+    expect(() => deriveKeyPath(masterKeyNode(getBytes(sha256("0x01"))), "m/1/x")).to.throw(/path/);
+  });
+
+  it("keeps the addresses of earlier runs: main and pseudonyms as ethers derives them from the run seed", () => {
+    const w = wallet({ kind: "per-offer" });
+    const root = HDNodeWallet.fromSeed(sha256(toUtf8Bytes("petra-lab/run/7/household/f1-h2-c8")));
+    expect(w.main().address).to.equal(root.derivePath("m/44'/60'/0'/0/0").address);
+    const account = root.derivePath("m/44'/60'/1'/0");
+    for (const i of [0, 1, 5]) {
+      expect(w.at(i)).to.deep.equal({
+        index: i,
+        address: account.deriveChild(i).address,
+        privateKey: account.deriveChild(i).privateKey,
+      });
+    }
   });
 });
 

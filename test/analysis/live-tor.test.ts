@@ -6,9 +6,11 @@ import { type ObservedTransaction, type ObserverLogRecord, readObserverLog } fro
 import { parseTorFault } from "../../agents/tor/live-tor";
 import { torAvailable } from "../../agents/tor/tor-network";
 import { loopbackAddressFor } from "../../agents/transport-direct";
+import { readDeskView } from "../../analysis/attack-inputs";
 import { liveCommand, torOptionsFromFlags } from "../../analysis/command-live";
 import { type LiveSummary, readSummary, runLive } from "../../analysis/live-runner";
 import { type Dataset, readDataset } from "../../attacks/dataset";
+import { matchDeskView } from "../../attacks/heuristic-desk-view";
 import { isError } from "../../common/errors";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -38,6 +40,33 @@ function writePairScenario(dir: string, base = "case-study-9"): string {
   return file;
 }
 
+/**
+ * A suite's run directory, made on first use: removed after the suite when its set-up finished and
+ * no test failed, kept and named otherwise, since the households' logs in it say why a run failed.
+ */
+function runDirectory(prefix: string): { path(): string; setUpDone(): void } {
+  let dir: string | undefined;
+  let setUp = false;
+  let failed = false;
+  afterEach(function () {
+    if (this.currentTest?.state === "failed") failed = true;
+  });
+  after(() => {
+    if (!dir) return;
+    if (setUp && !failed) fs.rmSync(dir, { recursive: true, force: true });
+    else console.log(`      run directory kept for the diagnosis: ${dir}`);
+  });
+  return {
+    path: () => {
+      dir ??= fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+      return dir;
+    },
+    setUpDone: () => {
+      setUp = true;
+    },
+  };
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -52,7 +81,9 @@ function alive(pid: number): boolean {
 }
 
 describe("live runner # --tor (a private Tor network, onion services, a circuit per pseudonym)", function () {
-  this.timeout(150_000);
+  // A run of about a minute; the rest is room for a slow Tor bootstrap (DEFAULT_BOOTSTRAP_TIMEOUT_MS).
+  this.timeout(300_000);
+  const run = runDirectory("petra-live-tor-");
   let dir: string;
   let summary: LiveSummary;
   let ledger: Dataset;
@@ -60,7 +91,7 @@ describe("live runner # --tor (a private Tor network, onion services, a circuit 
 
   before(async function () {
     if (!torAvailable()) this.skip();
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "petra-live-tor-"));
+    dir = run.path();
     summary = await runLive({
       scenario: writePairScenario(dir),
       outDir: path.join(dir, "run"),
@@ -72,10 +103,7 @@ describe("live runner # --tor (a private Tor network, onion services, a circuit 
     });
     ledger = readDataset(path.join(dir, "run", "ledger.jsonl"));
     config = JSON.parse(fs.readFileSync(path.join(dir, "run", "config.json"), "utf8"));
-  });
-
-  after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    run.setUpDone();
   });
 
   it("records the transport in config and summary: private network, onion route, pseudonym isolation", () => {
@@ -155,7 +183,8 @@ describe("live runner # --tor (a private Tor network, onion services, a circuit 
 
 describe("live runner # zk over Tor: the relayer and the allowance desk behind onion services", function () {
   // Two runs of 2 intervals: the proofs (2 per withdrawal, 4-9 s on 2 busy cores) need 15 s intervals.
-  this.timeout(400_000);
+  this.timeout(600_000);
+  const run = runDirectory("petra-live-zk-tor-");
   let dir: string;
   const runs: Record<"direct" | "tor", { summary: LiveSummary; records: ObserverLogRecord[]; truth: Truth }> =
     {} as never;
@@ -166,7 +195,7 @@ describe("live runner # zk over Tor: the relayer and the allowance desk behind o
 
   before(async function () {
     if (!torAvailable()) this.skip();
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "petra-live-zk-tor-"));
+    dir = run.path();
     const scenario = writePairScenario(dir, "case-study-9-zk");
     for (const mode of ["direct", "tor"] as const) {
       const outDir = path.join(dir, mode);
@@ -188,10 +217,7 @@ describe("live runner # zk over Tor: the relayer and the allowance desk behind o
         truth: JSON.parse(fs.readFileSync(path.join(outDir, "ground-truth.json"), "utf8")),
       };
     }
-  });
-
-  after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    run.setUpDone();
   });
 
   it("completes over Tor with every withdrawal through the relayer and the desk, and offers clear", () => {
@@ -258,6 +284,27 @@ describe("live runner # zk over Tor: the relayer and the allowance desk behind o
         const byStream = new Map<number, Set<string>>();
         for (const r of relayed) byStream.set(r.sourcePort, (byStream.get(r.sourcePort) ?? new Set()).add(r.txFrom));
         for (const [port, who] of byStream) expect(who.size, `stream ${port}`).to.equal(1);
+      }
+    }
+  });
+
+  it("writes the desk's records of money coming back, and every link the desk-view attack is sure of is true", () => {
+    for (const mode of ["direct", "tor"] as const) {
+      const view = readDeskView(path.join(dir, mode, "desk-view.json"));
+      const total = (rows: { denomination: string; count: number }[]) =>
+        rows.reduce((sum, r) => sum + BigInt(r.denomination) * BigInt(r.count), 0n);
+      // Every household redeems all its notes at the end of the run: what came back went out again.
+      expect(view.depositBacks.length, mode).to.be.above(0);
+      expect(total(view.redemptions), mode).to.equal(total(view.depositBacks));
+      const { truth } = runs[mode];
+      const match = matchDeskView(view);
+      expect(match.solutions, mode).to.be.above(0);
+      for (const [pseudonym, { household }] of match.assigned) {
+        // The true assignment is always consistent, so one the attack is sure of is the truth.
+        if (match.solutions === 1 && match.exhaustive) expect(householdOf(truth, pseudonym), mode).to.equal(household);
+      }
+      for (const l of match.links.filter((x) => x.score === 1)) {
+        expect(householdOf(truth, l.a), `${mode} ${l.reason}`).to.equal(householdOf(truth, l.b));
       }
     }
   });

@@ -48,6 +48,28 @@ describe("simulated mode (petra sim)", function () {
     expect(s.clearingS.mean).to.be.greaterThan(1);
   });
 
+  it("builds the ledger from the blocks as they are sealed, line for line what reading the chain back gives", async () => {
+    // verifyLedger reads the chain back as `petra live` does and throws LEDGER_UNREADABLE on the first differing line.
+    const dir = tmp("ledger");
+    const s = await runSim({
+      scenario: "generated-100",
+      households: 30,
+      intervals: 2,
+      windowStart: "10:00",
+      blocks: "exp:8000",
+      offerChoice: "random",
+      outDir: dir,
+      seed: 5,
+      verifyLedger: true,
+    });
+    const ledger = readDataset(path.join(dir, "ledger.jsonl"));
+    // Reverted transactions and value transfers (gas funding) are in it too, with their receipts' status.
+    expect(s.transactions.reverted).to.be.greaterThan(0);
+    expect(ledger.transactions.filter((t) => t.status === 0).length).to.equal(s.transactions.reverted);
+    expect(ledger.transactions.some((t) => t.selector === "0x" && t.valueWei > 0n)).to.equal(true);
+    expect(ledger.events.length).to.be.greaterThan(0);
+  });
+
   it("another seed gives another ledger", async () => {
     const [a, b] = [tmp("s1"), tmp("s2")];
     await runSim({ ...small, outDir: a, seed: 1 });

@@ -49,7 +49,18 @@ describe("mixer/prover", () => {
     expect(await runChild(`${warm};`, 3_000)).to.equal("hung");
   });
 
-  it("proves with precomputed base tables and on a single thread, and the proofs verify (as does a plain one)", async function () {
+  it("stops its native multi-exponentiation process on close()", async function () {
+    this.timeout(120_000);
+    const prover = new Prover({ msm: "native" });
+    await prover.warm("mixer-withdraw");
+    const pid = (await prover.nativePid()) as number;
+    expect(pid).to.be.a("number");
+    expect(() => process.kill(pid, 0)).to.not.throw();
+    await prover.close();
+    expect(() => process.kill(pid, 0)).to.throw(/ESRCH/);
+  });
+
+  it("proves with precomputed base tables and on a single thread, natively and in wasm, and the proofs verify (as does a plain one)", async function () {
     this.timeout(300_000);
     const poseidon = await buildPoseidon();
     const rnd = counterBytes(7);
@@ -77,8 +88,10 @@ describe("mixer/prover", () => {
     const fast = new Prover({ precomputeBases: true });
     const single = new Prover({ threads: "single" });
     const plain = new Prover();
+    const wasmFast = new Prover({ msm: "wasm", precomputeBases: true });
+    const wasmSingle = new Prover({ msm: "wasm", threads: "single" });
     try {
-      for (const prover of [fast, single, plain]) {
+      for (const prover of [fast, single, plain, wasmFast, wasmSingle]) {
         const r = await prover.prove("mixer-withdraw", inputs);
         const signals = withdrawalPublicSignals("mixer-withdraw", statement);
         expect(r.publicSignals).to.deep.equal(signals.map(String));
@@ -86,9 +99,7 @@ describe("mixer/prover", () => {
         expect(await plain.verify("mixer-withdraw", tamper(r.publicSignals, 2), r.proof)).to.equal(false);
       }
     } finally {
-      await fast.close();
-      await single.close();
-      await plain.close();
+      for (const prover of [fast, single, plain, wasmFast, wasmSingle]) await prover.close();
     }
   });
 
@@ -106,6 +117,7 @@ describe("mixer/prover", () => {
     const proof = { pi_a: [], pi_b: [], pi_c: [], protocol: "groth16", curve: "bn128" };
     await fail(() => prover.prove("no-such-circuit" as "mixer-withdraw", {}), "INVALID_ARGUMENT");
     await fail(async () => new Prover({ threads: "many" as "single" }), "INVALID_ARGUMENT");
+    await fail(async () => new Prover({ msm: "gpu" as "native" }), "INVALID_ARGUMENT");
     await fail(() => prover.verify("mixer-withdraw", ["1", "2"], proof), "INVALID_ARGUMENT");
     // recipient, relayer and fee reach the circuit through extDataHash: one or the other, never both.
     await fail(

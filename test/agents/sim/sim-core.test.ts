@@ -52,6 +52,46 @@ describe("simulated chain", () => {
     expect(seen).to.deep.equal([receipt.blockNumber]);
   });
 
+  it("answers receipts of recent blocks from memory, the chain's own answer, and none for a hash in no block", async () => {
+    const clock = new SimClock();
+    const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
+    const node = await SimNode.start(eip, clock, DEFAULT_SIM_CHAIN.genesisDate);
+    const link = new Link(parseDelay("constant:2", "rpc"), createRng(1));
+    const provider = new SimProvider({ node, clock, link, chainId: DEFAULT_SIM_CHAIN.chainId, identity: "a" });
+    const signer = new SerialNonceSigner(devKey(0), provider);
+    const fromChain = () => node.stats.callsByMethod.eth_getTransactionReceipt?.calls ?? 0;
+    const { sent, sealed } = await clock.runUntil(
+      (async () => {
+        const sent = [];
+        for (let i = 0; i < 3; i++) sent.push(await signer.sendTransaction({ to: signer.address, value: 1n }));
+        return { sent, sealed: await node.mine() };
+      })(),
+      "the test",
+    );
+    expect(sealed.txHashes).to.deep.equal(sent.map((t) => t.hash));
+    expect(sealed.receipts.map((r) => r.transactionHash)).to.deep.equal(sealed.txHashes);
+    // The node read each receipt once, while sealing.
+    expect(fromChain()).to.equal(3);
+    const hash = sent[1]?.hash as string;
+    const remembered = await clock.runUntil(node.request("eth_getTransactionReceipt", [hash]), "a receipt");
+    expect(remembered).to.deep.equal(await eip.request({ method: "eth_getTransactionReceipt", params: [hash] }));
+    const none = `0x${"ab".repeat(32)}`;
+    expect(await clock.runUntil(node.request("eth_getTransactionReceipt", [none]), "no receipt")).to.equal(null);
+    expect(fromChain()).to.equal(3);
+    expect(node.stats.callsByMethod["eth_getTransactionReceipt (from the node's memory)"]?.calls).to.equal(2);
+    // After 64 more blocks the receipt is the chain's to give again, and still the same.
+    await clock.runUntil(
+      (async () => {
+        for (let i = 0; i < 64; i++) await node.mine();
+      })(),
+      "64 blocks",
+    );
+    expect(await clock.runUntil(node.request("eth_getTransactionReceipt", [hash]), "an old receipt")).to.deep.equal(
+      remembered,
+    );
+    expect(fromChain()).to.equal(4);
+  });
+
   it("numbers a new signer after the mempool without asking the node for its pending state", async () => {
     const clock = new SimClock();
     const node = await SimNode.start(

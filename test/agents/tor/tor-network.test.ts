@@ -64,7 +64,7 @@ describe("TorNetwork # start errors", () => {
     }
   });
 
-  it("throws TOR_BOOTSTRAP_TIMEOUT naming the nodes that were not ready, and cleans up", async function () {
+  it("throws TOR_BOOTSTRAP_TIMEOUT naming the nodes that were not ready, and keeps their logs for the diagnosis", async function () {
     if (!torAvailable()) this.skip();
     try {
       await TorNetwork.start({ authorities: 1, relays: 1, exits: 1, bootstrapTimeoutMs: 3000 });
@@ -74,7 +74,9 @@ describe("TorNetwork # start errors", () => {
       const info = (e as { info: { nodes: string[]; dataDir: string } }).info;
       expect(info.nodes).to.include("client0");
       expect((e as Error).message).to.contain("client0");
-      expect(existsSync(info.dataDir)).to.equal(false);
+      expect((e as Error).message).to.contain(`log is kept in ${info.dataDir}`);
+      expect(existsSync(join(info.dataDir, "client0", "notice.log"))).to.equal(true);
+      rmSync(info.dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -1,0 +1,191 @@
+import {
+  costOf,
+  type LogPosition,
+  type MarketEvent,
+  type MarketState,
+  type ReplayedAsset,
+  type ReplayedOffer,
+  ZERO_ADDRESS,
+} from "../attacks/market-replay";
+
+/** What an asset was created with (AssetAdded, or AssetSplit after a trade): its data never changes. */
+export type AssetCreation = Extract<MarketEvent, { name: "AssetAdded" | "AssetSplit" }>;
+
+/**
+ * Assets by id as created, from the market's logs. One registry can serve every household of a
+ * process (simulated mode): each registers what its logs create, and reads only assets whose
+ * creation it has already replayed, so a shared one answers exactly what its own would.
+ */
+export type AssetRegistry = Map<bigint, AssetCreation>;
+
+/**
+ * An offer as posted, one object per OfferPosted event, shared by every view that applies it: an
+ * open offer never changes (a view drops it when it is accepted or rescinded), and a thousand
+ * households would otherwise each allocate their own copy of every offer.
+ */
+const OFFERS = new WeakMap<MarketEvent, ReplayedOffer>();
+
+const ownerOf = (c: AssetCreation): string => (c.name === "AssetAdded" ? c.anonAddress : c.owner);
+
+/**
+ * The market as one household needs it, rebuilt from the logs: every live offer, the assets it
+ * owns or that are on offer, and its own addresses' balances. What `replayMarket(.., { prune })`
+ * gives for each of these, without the rest: a household never reads another's balance or an
+ * asset nobody offers, and keeping them made every household replay the whole market, a cost of
+ * households squared per block (a 1,000-household grid spent more time here than anywhere).
+ * An asset first offered by someone else is taken from the registry when its offer arrives: the
+ * owner it was created with is still its owner, since an asset leaves its owner only by being
+ * traded or deposited, after which it can no longer be offered.
+ *
+ * Like MarketReplay, logs at or before the last one applied are skipped (a log feed may repeat).
+ */
+export class HouseholdMarketView {
+  readonly state: MarketState = { assets: new Map(), offers: new Map(), balances: new Map() };
+  readonly #isMine: (address: string) => boolean;
+  readonly #registry: AssetRegistry;
+  /**
+   * A registry of its own forgets an asset once it is traded or deposited (it can never be offered
+   * again). A shared one keeps it: a household a block behind may still replay its offer.
+   */
+  readonly #prunesRegistry: boolean;
+  #lastBlock = -1;
+  #lastIndex = -1;
+
+  constructor(opts: { isMine: (address: string) => boolean; registry?: AssetRegistry }) {
+    this.#isMine = opts.isMine;
+    this.#registry = opts.registry ?? new Map();
+    this.#prunesRegistry = opts.registry === undefined;
+  }
+
+  /** Assets the registry holds (a measure of what a view costs in memory). */
+  get registeredAssets(): number {
+    return this.#registry.size;
+  }
+
+  /** The last log applied, or undefined before the first. */
+  get position(): LogPosition | undefined {
+    return this.#lastBlock < 0 ? undefined : { blockNumber: this.#lastBlock, logIndex: this.#lastIndex };
+  }
+
+  /** Applies the logs after the last one applied; returns their events (decoded by `decode`), in order. */
+  apply<L extends LogPosition>(logs: Iterable<L>, decode: (log: L) => MarketEvent | undefined): MarketEvent[] {
+    const events: MarketEvent[] = [];
+    for (const log of logs) {
+      if (log.blockNumber < this.#lastBlock || (log.blockNumber === this.#lastBlock && log.logIndex <= this.#lastIndex))
+        continue;
+      this.#lastBlock = log.blockNumber;
+      this.#lastIndex = log.logIndex;
+      const ev = decode(log);
+      if (!ev) continue;
+      events.push(ev);
+      this.#applyOne(ev);
+    }
+    return events;
+  }
+
+  #add(who: string, amount: bigint): void {
+    if (!this.#isMine(who)) return;
+    const balances = this.state.balances;
+    const balance = (balances.get(who) ?? 0n) + amount;
+    if (balance === 0n) balances.delete(who);
+    else balances.set(who, balance);
+  }
+
+  #fromCreation(c: AssetCreation): ReplayedAsset {
+    return { owner: ownerOf(c), powerW: c.powerW, start: c.start, end: c.end, locked: false };
+  }
+
+  /** An asset in the view, or from the registry (then kept: it is on offer now). */
+  #offeredAsset(id: bigint): ReplayedAsset {
+    let a = this.state.assets.get(id);
+    if (a === undefined) {
+      const c = this.#registry.get(id);
+      if (c === undefined) throw new Error(`market view: an offer for unknown asset ${id}`);
+      a = this.#fromCreation(c);
+      this.state.assets.set(id, a);
+    }
+    return a;
+  }
+
+  #applyOne(ev: MarketEvent): void {
+    const { assets, offers } = this.state;
+    switch (ev.name) {
+      case "AssetAdded":
+      case "AssetSplit":
+        if (!this.#registry.has(ev.assetID)) this.#registry.set(ev.assetID, ev);
+        if (this.#isMine(ownerOf(ev))) assets.set(ev.assetID, this.#fromCreation(ev));
+        return;
+      case "FinancialAdded":
+        this.#add(ev.anonAddress, ev.amount);
+        return;
+      case "FinancialDeposited":
+        this.#add(ev.anonAddress, -ev.amount);
+        return;
+      case "OfferPosted": {
+        const a = this.#offeredAsset(ev.assetID);
+        a.locked = true;
+        let offer = OFFERS.get(ev);
+        if (offer === undefined) {
+          offer = Object.freeze({
+            poster: a.owner,
+            assetID: ev.assetID,
+            priceMicroPerWInterval: ev.priceMicroPerWInterval,
+            state: "Open" as const,
+          });
+          OFFERS.set(ev, offer);
+        }
+        offers.set(ev.offerID, offer);
+        if (a.powerW < 0n) this.#add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        return;
+      }
+      case "OfferRescinded": {
+        const o = offers.get(ev.offerID);
+        if (!o) throw new Error(`market view: rescinded unknown offer ${ev.offerID}`);
+        const a = this.#offeredAsset(o.assetID);
+        a.locked = false;
+        if (a.powerW < 0n) this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        offers.delete(ev.offerID);
+        return;
+      }
+      case "OfferAccepted": {
+        const o = offers.get(ev.offerID);
+        if (!o) throw new Error(`market view: accepted unknown offer ${ev.offerID}`);
+        const a = this.#offeredAsset(o.assetID);
+        // The accepting asset: ours if we hold it; anyone else's balance is not kept.
+        const b = assets.get(ev.assetID);
+        const bOwner = b?.owner ?? ZERO_ADDRESS;
+        if (a.powerW > 0n) {
+          this.#add(bOwner, -ev.payment);
+          this.#add(o.poster, ev.payment);
+        } else {
+          this.#add(bOwner, ev.payment);
+          this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
+        }
+        a.owner = ZERO_ADDRESS;
+        a.locked = false;
+        if (b) b.owner = ZERO_ADDRESS;
+        offers.delete(ev.offerID);
+        assets.delete(o.assetID);
+        assets.delete(ev.assetID);
+        if (this.#prunesRegistry) {
+          this.#registry.delete(o.assetID);
+          this.#registry.delete(ev.assetID);
+        }
+        return;
+      }
+      case "AssetDeposited": {
+        const a = assets.get(ev.assetID);
+        if (a) a.owner = ZERO_ADDRESS;
+        assets.delete(ev.assetID);
+        if (this.#prunesRegistry) this.#registry.delete(ev.assetID);
+        return;
+      }
+      case "MinterSet":
+        return;
+      default: {
+        const unreachable: never = ev;
+        throw new Error(`market view: unhandled event ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+}
