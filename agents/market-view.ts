@@ -1,5 +1,6 @@
 import {
   costOf,
+  LogCursor,
   type LogPosition,
   type MarketEvent,
   type MarketState,
@@ -48,8 +49,7 @@ export class HouseholdMarketView {
    * again). A shared one keeps it: a household a block behind may still replay its offer.
    */
   readonly #prunesRegistry: boolean;
-  #lastBlock = -1;
-  #lastIndex = -1;
+  readonly #cursor = new LogCursor();
 
   constructor(opts: { isMine: (address: string) => boolean; registry?: AssetRegistry }) {
     this.#isMine = opts.isMine;
@@ -64,17 +64,14 @@ export class HouseholdMarketView {
 
   /** The last log applied, or undefined before the first. */
   get position(): LogPosition | undefined {
-    return this.#lastBlock < 0 ? undefined : { blockNumber: this.#lastBlock, logIndex: this.#lastIndex };
+    return this.#cursor.position;
   }
 
   /** Applies the logs after the last one applied; returns their events (decoded by `decode`), in order. */
   apply<L extends LogPosition>(logs: Iterable<L>, decode: (log: L) => MarketEvent | undefined): MarketEvent[] {
     const events: MarketEvent[] = [];
     for (const log of logs) {
-      if (log.blockNumber < this.#lastBlock || (log.blockNumber === this.#lastBlock && log.logIndex <= this.#lastIndex))
-        continue;
-      this.#lastBlock = log.blockNumber;
-      this.#lastIndex = log.logIndex;
+      if (!this.#cursor.take(log)) continue;
       const ev = decode(log);
       if (!ev) continue;
       events.push(ev);

@@ -182,6 +182,31 @@ export interface LogPosition {
 }
 
 /**
+ * The position of the last log taken, for a consumer of logs that may arrive more than once (a log
+ * filter that was recreated, a subscription that resent a block): a log at or before it is not new.
+ * Logs must come in chain order, as both watchers (agents/chain-live.ts, agents/sim/sim-chain.ts)
+ * deliver them.
+ */
+export class LogCursor {
+  #lastBlock = -1;
+  #lastIndex = -1;
+
+  /** The last log taken, or undefined before the first. */
+  get position(): LogPosition | undefined {
+    return this.#lastBlock < 0 ? undefined : { blockNumber: this.#lastBlock, logIndex: this.#lastIndex };
+  }
+
+  /** True (and the cursor moves to it) for a log after the last one taken; false for one seen before. */
+  take(log: LogPosition): boolean {
+    if (log.blockNumber < this.#lastBlock || (log.blockNumber === this.#lastBlock && log.logIndex <= this.#lastIndex))
+      return false;
+    this.#lastBlock = log.blockNumber;
+    this.#lastIndex = log.logIndex;
+    return true;
+  }
+}
+
+/**
  * A market state kept up to date from logs that may arrive more than once (a log filter that was
  * recreated, a subscription that resent a block): a log at or before the last one applied is
  * skipped, so applying a batch twice changes nothing. Logs must come in chain order, as both
@@ -190,8 +215,7 @@ export interface LogPosition {
 export class MarketReplay {
   readonly state: MarketState = emptyMarketState();
   readonly #opts: ReplayOptions;
-  #lastBlock = -1;
-  #lastIndex = -1;
+  readonly #cursor = new LogCursor();
 
   constructor(opts: ReplayOptions = {}) {
     this.#opts = opts;
@@ -199,17 +223,14 @@ export class MarketReplay {
 
   /** The last log applied, or undefined before the first. */
   get position(): LogPosition | undefined {
-    return this.#lastBlock < 0 ? undefined : { blockNumber: this.#lastBlock, logIndex: this.#lastIndex };
+    return this.#cursor.position;
   }
 
   /** Applies the logs after the last one applied; returns the events applied (decoded by `decode`), in order. */
   apply<L extends LogPosition>(logs: Iterable<L>, decode: (log: L) => MarketEvent | undefined): MarketEvent[] {
     const events: MarketEvent[] = [];
     for (const log of logs) {
-      if (log.blockNumber < this.#lastBlock || (log.blockNumber === this.#lastBlock && log.logIndex <= this.#lastIndex))
-        continue;
-      this.#lastBlock = log.blockNumber;
-      this.#lastIndex = log.logIndex;
+      if (!this.#cursor.take(log)) continue;
       const ev = decode(log);
       if (ev) events.push(ev);
     }
