@@ -2,16 +2,12 @@ import * as fs from "node:fs";
 import { expect } from "chai";
 import { artifactPaths } from "../../circuits/instances";
 import { isError } from "../../common/errors";
-import { ZK } from "../../common/zk-params";
 import { parseProvingKey } from "../../mixer/groth16-prover";
-import { MerkleTree } from "../../mixer/merkle-tree";
 import { type GroupName, NativeMsm } from "../../mixer/native-msm";
-import { createNote, noteCommitment, noteNullifierHash } from "../../mixer/note";
-import { buildPoseidon } from "../../mixer/poseidon";
 import { Prover } from "../../mixer/prover";
 import { withdrawalPublicSignals } from "../../mixer/public-signals";
 import { snarkjs } from "../../mixer/snarkjs";
-import { counterBytes, tamper } from "../fixtures/zk";
+import { mixerWithdrawalCase, tamper } from "../fixtures/zk";
 
 /** The slice of ffjavascript's curve these tests compare against (untyped upstream). */
 interface RefGroup {
@@ -266,29 +262,13 @@ describe("mixer/native-msm", () => {
 
   it("proves natively: the proof verifies with snarkjs, not with a tampered signal, and survives a killed process", async function () {
     this.timeout(300_000);
-    const poseidon = await buildPoseidon();
-    const rnd = counterBytes(11);
-    const notes = Array.from({ length: 2 }, () =>
-      createNote({ chainId: 31337n, denomination: ZK.mixer.denominations[0] as bigint, randomBytes: rnd }),
-    );
-    const tree = await MerkleTree.create({ leaves: notes.map((n) => noteCommitment(poseidon, n)) });
-    const note = notes[1] as (typeof notes)[number];
-    const p = tree.proof(1);
-    const statement = {
-      root: tree.root,
-      nullifierHash: noteNullifierHash(poseidon, note),
+    const { statement, inputs } = await mixerWithdrawalCase({
+      seed: 11,
+      count: 2,
       recipient: "0x3333333333333333333333333333333333333333",
       relayer: "0x4444444444444444444444444444444444444444",
       fee: 5n,
-    };
-    const inputs = {
-      ...statement,
-      nullifier: note.nullifier,
-      secret: note.secret,
-      depth: p.depth,
-      leafIndex: p.leafIndex,
-      siblings: p.siblings,
-    };
+    });
     const prover = new Prover({ msm: "native" });
     const vkey = JSON.parse(fs.readFileSync(artifactPaths("mixer-withdraw").vkey, "utf8"));
     try {

@@ -2,13 +2,9 @@ import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { expect } from "chai";
 import { isError } from "../../common/errors";
-import { ZK } from "../../common/zk-params";
-import { MerkleTree } from "../../mixer/merkle-tree";
-import { createNote, noteCommitment, noteNullifierHash } from "../../mixer/note";
-import { buildPoseidon } from "../../mixer/poseidon";
 import { Prover } from "../../mixer/prover";
 import { withdrawalPublicSignals } from "../../mixer/public-signals";
-import { counterBytes, tamper } from "../fixtures/zk";
+import { mixerWithdrawalCase, tamper } from "../fixtures/zk";
 
 const ROOT = path.join(__dirname, "..", "..");
 
@@ -62,29 +58,13 @@ describe("mixer/prover", () => {
 
   it("proves with precomputed base tables and on a single thread, natively and in wasm, and the proofs verify (as does a plain one)", async function () {
     this.timeout(300_000);
-    const poseidon = await buildPoseidon();
-    const rnd = counterBytes(7);
-    const notes = Array.from({ length: 3 }, () =>
-      createNote({ chainId: 31337n, denomination: ZK.mixer.denominations[0] as bigint, randomBytes: rnd }),
-    );
-    const tree = await MerkleTree.create({ leaves: notes.map((n) => noteCommitment(poseidon, n)) });
-    const note = notes[2] as (typeof notes)[number];
-    const p = tree.proof(2);
-    const statement = {
-      root: tree.root,
-      nullifierHash: noteNullifierHash(poseidon, note),
+    const { statement, inputs } = await mixerWithdrawalCase({
+      seed: 7,
+      count: 3,
       recipient: "0x1111111111111111111111111111111111111111",
       relayer: "0x2222222222222222222222222222222222222222",
       fee: 3n,
-    };
-    const inputs = {
-      ...statement,
-      nullifier: note.nullifier,
-      secret: note.secret,
-      depth: p.depth,
-      leafIndex: p.leafIndex,
-      siblings: p.siblings,
-    };
+    });
     const fast = new Prover({ precomputeBases: true });
     const single = new Prover({ threads: "single" });
     const plain = new Prover();
