@@ -223,6 +223,9 @@ describe("mixer/native-msm", () => {
     await msm.addTable(set);
     const s = scalars(200);
     const pid = msm.pid as number;
+    // Stopped first, so it cannot answer before the kill: without this a fast machine finished
+    // the 200-point multi-exponentiation between the write and the SIGKILL (a CI run did).
+    process.kill(pid, "SIGSTOP");
     const inFlight = msm.multiExp(set, s);
     process.kill(pid, "SIGKILL");
     try {
