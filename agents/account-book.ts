@@ -199,6 +199,8 @@ interface RawRequestRow {
 
 export class AccountBook {
   readonly db: Database.Database;
+  /** Prepared statements by text: preparing one costs more than running it, and the DSO runs a few per request. */
+  readonly #statements = new Map<string, Database.Statement>();
 
   constructor(opts: AccountBookOptions) {
     this.db = new Database(opts.path);
@@ -223,20 +225,30 @@ export class AccountBook {
     }
   }
 
+  /** db.prepare, once per statement text. */
+  sql(text: string): Database.Statement {
+    let st = this.#statements.get(text);
+    if (st === undefined) {
+      st = this.db.prepare(text);
+      this.#statements.set(text, st);
+    }
+    return st;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
 
   /** Opens an account for every registered household that has none, with its initial balance. */
   ensureHouseholds(registry: HouseholdRegistry): void {
-    const insert = this.db.prepare("INSERT OR IGNORE INTO households (id, balance) VALUES (?, ?)");
+    const insert = this.sql("INSERT OR IGNORE INTO households (id, balance) VALUES (?, ?)");
     this.db.transaction(() => {
       for (const h of registry.allHouseholds()) insert.run(h.id, h.initialBalance);
     })();
   }
 
   balance(householdId: string): number | undefined {
-    const row = this.db.prepare("SELECT balance FROM households WHERE id = ?").get(householdId) as
+    const row = this.sql("SELECT balance FROM households WHERE id = ?").get(householdId) as
       | { balance: number }
       | undefined;
     return row?.balance;
@@ -244,39 +256,40 @@ export class AccountBook {
 
   anonAddresses(householdId: string): string[] {
     return (
-      this.db
-        .prepare("SELECT address FROM anon_addresses WHERE household_id = ? ORDER BY created_ms, address")
-        .all(householdId) as {
+      this.sql("SELECT address FROM anon_addresses WHERE household_id = ? ORDER BY created_ms, address").all(
+        householdId,
+      ) as {
         address: string;
       }[]
     ).map((r) => r.address);
   }
 
   householdOf(anonAddress: string): string | undefined {
-    const row = this.db
-      .prepare("SELECT household_id FROM anon_addresses WHERE address = ?")
-      .get(anonAddress.toLowerCase()) as { household_id: string } | undefined;
+    const row = this.sql("SELECT household_id FROM anon_addresses WHERE address = ?").get(anonAddress.toLowerCase()) as
+      | { household_id: string }
+      | undefined;
     return row?.household_id;
   }
 
   request(householdId: string, requestId: string): RequestRow | undefined {
-    const row = this.db
-      .prepare("SELECT * FROM requests WHERE household_id = ? AND request_id = ?")
-      .get(householdId, requestId) as RawRequestRow | undefined;
+    const row = this.sql("SELECT * FROM requests WHERE household_id = ? AND request_id = ?").get(
+      householdId,
+      requestId,
+    ) as RawRequestRow | undefined;
     return row && toRequestRow(row);
   }
 
   /** Requests reserved but not yet in a signed batch: the minter's queue after a restart. */
   unbatchedRequests(): RequestRow[] {
     return (
-      this.db
-        .prepare("SELECT * FROM requests WHERE status = 'pending' AND batch_id IS NULL ORDER BY created_ms, rowid")
-        .all() as RawRequestRow[]
+      this.sql(
+        "SELECT * FROM requests WHERE status = 'pending' AND batch_id IS NULL ORDER BY created_ms, rowid",
+      ).all() as RawRequestRow[]
     ).map(toRequestRow);
   }
 
   countRequests(status: RequestStatus): number {
-    return (this.db.prepare("SELECT count(*) AS n FROM requests WHERE status = ?").get(status) as { n: number }).n;
+    return (this.sql("SELECT count(*) AS n FROM requests WHERE status = ?").get(status) as { n: number }).n;
   }
 
   /** Runs `fn` in one SQLite transaction (a savepoint when nested): all of its writes commit together or not at all. */
@@ -289,13 +302,15 @@ export class AccountBook {
    * refused as stale anyway). Returns false for a replay.
    */
   acceptNonce(keyHex: string, nonceHex: string, timestampMs: number, forgetBeforeMs: number): boolean {
-    const info = this.db
-      .prepare("INSERT OR IGNORE INTO nonces (key_hex, nonce, timestamp_ms) VALUES (?, ?, ?)")
-      .run(keyHex, nonceHex, timestampMs);
+    const info = this.sql("INSERT OR IGNORE INTO nonces (key_hex, nonce, timestamp_ms) VALUES (?, ?, ?)").run(
+      keyHex,
+      nonceHex,
+      timestampMs,
+    );
     if (info.changes === 0) return false;
     // Pruning is cheap with the index; do it now and then rather than on every message.
     if ((info.lastInsertRowid as number) % 256 === 0) {
-      this.db.prepare("DELETE FROM nonces WHERE timestamp_ms < ?").run(forgetBeforeMs);
+      this.sql("DELETE FROM nonces WHERE timestamp_ms < ?").run(forgetBeforeMs);
     }
     return true;
   }
@@ -336,41 +351,39 @@ export class AccountBook {
       if (!verdict.ok) return { kind: "refused", reason: verdict.reason, message: verdict.message };
       let needsGas = false;
       if (owner === undefined) {
-        this.db
-          .prepare("INSERT INTO anon_addresses (address, household_id, created_ms) VALUES (?, ?, ?)")
-          .run(address, req.householdId, nowMs);
+        this.sql("INSERT INTO anon_addresses (address, household_id, created_ms) VALUES (?, ?, ?)").run(
+          address,
+          req.householdId,
+          nowMs,
+        );
       }
       if (req.fundGas) {
-        const a = this.db
-          .prepare("SELECT gas_funded_wei, gas_pending FROM anon_addresses WHERE address = ?")
-          .get(address) as {
+        const a = this.sql("SELECT gas_funded_wei, gas_pending FROM anon_addresses WHERE address = ?").get(address) as {
           gas_funded_wei: string;
           gas_pending: number;
         };
         // Claimed in the same transaction, so a second request for the address never funds it twice.
         needsGas = a.gas_funded_wei === "0" && a.gas_pending === 0;
-        if (needsGas) this.db.prepare("UPDATE anon_addresses SET gas_pending = 1 WHERE address = ?").run(address);
+        if (needsGas) this.sql("UPDATE anon_addresses SET gas_pending = 1 WHERE address = ?").run(address);
       }
-      this.db
-        .prepare(
-          `INSERT INTO requests (household_id, request_id, body_hash, anon_address, assets_json, financial, fund_gas, status,
+      this.sql(
+        `INSERT INTO requests (household_id, request_id, body_hash, anon_address, assets_json, financial, fund_gas, status,
              gas_funded_wei, usage_json, feeder_id, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          req.householdId,
-          req.requestId,
-          req.bodyHash,
-          address,
-          JSON.stringify(req.assets),
-          req.financial,
-          req.fundGas ? 1 : 0,
-          needsGas ? "claimed" : "0",
-          JSON.stringify([...verdict.added.entries()]),
-          req.feederId,
-          nowMs,
-          nowMs,
-        );
-      this.db.prepare("UPDATE households SET balance = balance - ? WHERE id = ?").run(req.financial, req.householdId);
+      ).run(
+        req.householdId,
+        req.requestId,
+        req.bodyHash,
+        address,
+        JSON.stringify(req.assets),
+        req.financial,
+        req.fundGas ? 1 : 0,
+        needsGas ? "claimed" : "0",
+        JSON.stringify([...verdict.added.entries()]),
+        req.feederId,
+        nowMs,
+        nowMs,
+      );
+      this.sql("UPDATE households SET balance = balance - ? WHERE id = ?").run(req.financial, req.householdId);
       this.addUsage(req.householdId, req.feederId, verdict.added, 1);
       return { kind: "reserved", balance: balance - req.financial, needsGas };
     })();
@@ -378,25 +391,26 @@ export class AccountBook {
 
   /** Does this pending request own the gas funding claim of its address? */
   requestClaimsGas(householdId: string, requestId: string): boolean {
-    const row = this.db
-      .prepare("SELECT gas_funded_wei FROM requests WHERE household_id = ? AND request_id = ?")
-      .get(householdId, requestId) as { gas_funded_wei: string } | undefined;
+    const row = this.sql("SELECT gas_funded_wei FROM requests WHERE household_id = ? AND request_id = ?").get(
+      householdId,
+      requestId,
+    ) as { gas_funded_wei: string } | undefined;
     return row?.gas_funded_wei === "claimed";
   }
 
   /** Stores signed transactions and batch membership, before any of them is broadcast. */
   recordBatch(txs: SignedTx[], members: BatchMember[], nowMs: number): number {
     return this.db.transaction(() => {
-      const info = this.db.prepare("INSERT INTO batches (status, created_ms) VALUES ('signed', ?)").run(nowMs);
+      const info = this.sql("INSERT INTO batches (status, created_ms) VALUES ('signed', ?)").run(nowMs);
       const batchId = Number(info.lastInsertRowid);
-      const insTx = this.db.prepare(
+      const insTx = this.sql(
         "INSERT INTO txs (hash, batch_id, kind, nonce, raw, target, value_wei, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'signed')",
       );
       for (const t of txs) insTx.run(t.hash, batchId, t.kind, t.nonce, t.raw, t.target ?? null, t.valueWei ?? null);
-      const insMember = this.db.prepare(
+      const insMember = this.sql(
         "INSERT INTO batch_members (batch_id, household_id, request_id, asset_offset) VALUES (?, ?, ?, ?)",
       );
-      const setBatch = this.db.prepare(
+      const setBatch = this.sql(
         "UPDATE requests SET batch_id = ?, updated_ms = ? WHERE household_id = ? AND request_id = ?",
       );
       for (const m of members) {
@@ -409,7 +423,7 @@ export class AccountBook {
 
   /** Batches signed but not yet settled: what a restarted DSO must reconcile with the chain. */
   openBatches(): StoredBatch[] {
-    const batches = this.db.prepare("SELECT id FROM batches WHERE status = 'signed' ORDER BY id").all() as {
+    const batches = this.sql("SELECT id FROM batches WHERE status = 'signed' ORDER BY id").all() as {
       id: number;
     }[];
     return batches.map((b) => this.batch(b.id));
@@ -417,9 +431,9 @@ export class AccountBook {
 
   batch(id: number): StoredBatch {
     const txs = (
-      this.db
-        .prepare("SELECT hash, kind, nonce, raw, target, value_wei, status FROM txs WHERE batch_id = ? ORDER BY nonce")
-        .all(id) as {
+      this.sql(
+        "SELECT hash, kind, nonce, raw, target, value_wei, status FROM txs WHERE batch_id = ? ORDER BY nonce",
+      ).all(id) as {
         hash: string;
         kind: TxKind;
         nonce: number;
@@ -438,18 +452,16 @@ export class AccountBook {
       ...(t.value_wei !== null ? { valueWei: t.value_wei } : {}),
     }));
     const members = (
-      this.db
-        .prepare(
-          "SELECT household_id, request_id, asset_offset FROM batch_members WHERE batch_id = ? ORDER BY asset_offset, rowid",
-        )
-        .all(id) as { household_id: string; request_id: string; asset_offset: number }[]
+      this.sql(
+        "SELECT household_id, request_id, asset_offset FROM batch_members WHERE batch_id = ? ORDER BY asset_offset, rowid",
+      ).all(id) as { household_id: string; request_id: string; asset_offset: number }[]
     ).map((m) => ({ householdId: m.household_id, requestId: m.request_id, assetOffset: m.asset_offset }));
     return { id, txs, members };
   }
 
   /** Highest nonce this book ever signed with, or -1. */
   maxSignedNonce(): number {
-    const row = this.db.prepare("SELECT max(nonce) AS n FROM txs WHERE status <> 'dropped'").get() as {
+    const row = this.sql("SELECT max(nonce) AS n FROM txs WHERE status <> 'dropped'").get() as {
       n: number | null;
     };
     return row.n ?? -1;
@@ -467,9 +479,10 @@ export class AccountBook {
     this.db.transaction(() => {
       const b = this.batch(batchId);
       for (const t of b.txs)
-        this.db
-          .prepare("UPDATE txs SET status = 'mined', block_number = ? WHERE hash = ?")
-          .run(result.blocks.get(t.hash) ?? null, t.hash);
+        this.sql("UPDATE txs SET status = 'mined', block_number = ? WHERE hash = ?").run(
+          result.blocks.get(t.hash) ?? null,
+          t.hash,
+        );
       const gasByAddress = new Map<string, string>();
       for (const t of b.txs)
         if (t.kind === "gas" && t.target) gasByAddress.set(t.target.toLowerCase(), t.valueWei ?? "0");
@@ -489,26 +502,23 @@ export class AccountBook {
         }
         const claimed = this.requestClaimsGas(m.householdId, m.requestId);
         const gasWei = claimed ? (gasByAddress.get(row.anonAddress) ?? "0") : "0";
-        this.db
-          .prepare(
-            "UPDATE requests SET status = 'minted', asset_ids_json = ?, gas_funded_wei = ?, updated_ms = ? WHERE household_id = ? AND request_id = ?",
-          )
-          .run(JSON.stringify(ids), gasWei, nowMs, m.householdId, m.requestId);
+        this.sql(
+          "UPDATE requests SET status = 'minted', asset_ids_json = ?, gas_funded_wei = ?, updated_ms = ? WHERE household_id = ? AND request_id = ?",
+        ).run(JSON.stringify(ids), gasWei, nowMs, m.householdId, m.requestId);
         if (claimed) {
-          this.db
-            .prepare("UPDATE anon_addresses SET gas_funded_wei = ?, gas_pending = 0 WHERE address = ?")
-            .run(gasWei, row.anonAddress);
+          this.sql("UPDATE anon_addresses SET gas_funded_wei = ?, gas_pending = 0 WHERE address = ?").run(
+            gasWei,
+            row.anonAddress,
+          );
         }
         for (const [i, id] of ids.entries()) {
           const a = row.assets[i] as AssetRequest;
-          this.db
-            .prepare(
-              `INSERT OR IGNORE INTO assets (asset_id, owner, power_w, start, "end", status) VALUES (?, ?, ?, ?, ?, 'live')`,
-            )
-            .run(id, row.anonAddress, String(a.powerW), String(a.start), String(a.end));
+          this.sql(
+            `INSERT OR IGNORE INTO assets (asset_id, owner, power_w, start, "end", status) VALUES (?, ?, ?, ?, ?, 'live')`,
+          ).run(id, row.anonAddress, String(a.powerW), String(a.start), String(a.end));
         }
       }
-      this.db.prepare("UPDATE batches SET status = 'mined' WHERE id = ?").run(batchId);
+      this.sql("UPDATE batches SET status = 'mined' WHERE id = ?").run(batchId);
     })();
   }
 
@@ -516,41 +526,41 @@ export class AccountBook {
   failBatch(batchId: number, reason: FailureReason, message: string, nowMs: number): void {
     this.db.transaction(() => {
       const b = this.batch(batchId);
-      this.db.prepare("UPDATE txs SET status = 'reverted' WHERE batch_id = ?").run(batchId);
+      this.sql("UPDATE txs SET status = 'reverted' WHERE batch_id = ?").run(batchId);
       for (const m of b.members) this.failRequest(m.householdId, m.requestId, reason, message, nowMs);
-      this.db.prepare("UPDATE batches SET status = 'failed' WHERE id = ?").run(batchId);
+      this.sql("UPDATE batches SET status = 'failed' WHERE id = ?").run(batchId);
     })();
   }
 
   /** A batch none of whose transactions reached the chain: its requests go back to the queue. */
   dropBatch(batchId: number, nowMs: number): void {
     this.db.transaction(() => {
-      this.db.prepare("UPDATE txs SET status = 'dropped' WHERE batch_id = ?").run(batchId);
-      this.db
-        .prepare("UPDATE requests SET batch_id = NULL, updated_ms = ? WHERE batch_id = ? AND status = 'pending'")
-        .run(nowMs, batchId);
-      this.db.prepare("UPDATE batches SET status = 'dropped' WHERE id = ?").run(batchId);
+      this.sql("UPDATE txs SET status = 'dropped' WHERE batch_id = ?").run(batchId);
+      this.sql("UPDATE requests SET batch_id = NULL, updated_ms = ? WHERE batch_id = ? AND status = 'pending'").run(
+        nowMs,
+        batchId,
+      );
+      this.sql("UPDATE batches SET status = 'dropped' WHERE id = ?").run(batchId);
     })();
   }
 
   /** Refunds money and usage of a pending request and marks it failed. */
   failRequest(householdId: string, requestId: string, reason: FailureReason, message: string, nowMs: number): void {
     this.db.transaction(() => {
-      const raw = this.db
-        .prepare("SELECT * FROM requests WHERE household_id = ? AND request_id = ?")
-        .get(householdId, requestId) as RawRequestRow | undefined;
+      const raw = this.sql("SELECT * FROM requests WHERE household_id = ? AND request_id = ?").get(
+        householdId,
+        requestId,
+      ) as RawRequestRow | undefined;
       if (raw?.status !== "pending") return;
-      this.db.prepare("UPDATE households SET balance = balance + ? WHERE id = ?").run(raw.financial, householdId);
+      this.sql("UPDATE households SET balance = balance + ? WHERE id = ?").run(raw.financial, householdId);
       const added = new Map<number, IntervalUsage>(JSON.parse(raw.usage_json) as [number, IntervalUsage][]);
       this.addUsage(householdId, raw.feeder_id, added, -1);
       if (raw.gas_funded_wei === "claimed") {
-        this.db.prepare("UPDATE anon_addresses SET gas_pending = 0 WHERE address = ?").run(raw.anon_address);
+        this.sql("UPDATE anon_addresses SET gas_pending = 0 WHERE address = ?").run(raw.anon_address);
       }
-      this.db
-        .prepare(
-          "UPDATE requests SET status = 'failed', failure_reason = ?, failure_message = ?, gas_funded_wei = '0', updated_ms = ? WHERE household_id = ? AND request_id = ?",
-        )
-        .run(reason, message, nowMs, householdId, requestId);
+      this.sql(
+        "UPDATE requests SET status = 'failed', failure_reason = ?, failure_message = ?, gas_funded_wei = '0', updated_ms = ? WHERE household_id = ? AND request_id = ?",
+      ).run(reason, message, nowMs, householdId, requestId);
     })();
   }
 
@@ -570,44 +580,35 @@ export class AccountBook {
       for (const e of events) {
         switch (e.name) {
           case "AssetAdded":
-            this.db
-              .prepare(
-                `INSERT OR IGNORE INTO assets (asset_id, owner, power_w, start, "end", status) VALUES (?, ?, ?, ?, ?, 'live')`,
-              )
-              .run(e.assetId, e.owner.toLowerCase(), e.powerW, e.start, e.end);
+            this.sql(
+              `INSERT OR IGNORE INTO assets (asset_id, owner, power_w, start, "end", status) VALUES (?, ?, ?, ?, ?, 'live')`,
+            ).run(e.assetId, e.owner.toLowerCase(), e.powerW, e.start, e.end);
             break;
           case "AssetSplit":
             // A trade retires the parent and creates parts owned by (possibly other) anonymous addresses.
-            this.db.prepare("UPDATE assets SET status = 'retired' WHERE asset_id = ?").run(e.parentId);
-            this.db
-              .prepare(
-                `INSERT OR IGNORE INTO assets (asset_id, owner, power_w, start, "end", status, parent_id) VALUES (?, ?, ?, ?, ?, 'live', ?)`,
-              )
-              .run(e.assetId, e.owner.toLowerCase(), e.powerW, e.start, e.end, e.parentId);
+            this.sql("UPDATE assets SET status = 'retired' WHERE asset_id = ?").run(e.parentId);
+            this.sql(
+              `INSERT OR IGNORE INTO assets (asset_id, owner, power_w, start, "end", status, parent_id) VALUES (?, ?, ?, ?, ?, 'live', ?)`,
+            ).run(e.assetId, e.owner.toLowerCase(), e.powerW, e.start, e.end, e.parentId);
             break;
           case "AssetDeposited": {
             const owner = e.owner.toLowerCase();
-            const info = this.db
-              .prepare(
-                "INSERT OR IGNORE INTO deposits (block_number, log_index, kind, anon_address, household_id, asset_id) VALUES (?, ?, 'energy', ?, ?, ?)",
-              )
-              .run(e.blockNumber, e.logIndex, owner, this.householdOf(owner) ?? null, e.assetId);
-            if (info.changes > 0)
-              this.db.prepare("UPDATE assets SET status = 'deposited' WHERE asset_id = ?").run(e.assetId);
+            const info = this.sql(
+              "INSERT OR IGNORE INTO deposits (block_number, log_index, kind, anon_address, household_id, asset_id) VALUES (?, ?, 'energy', ?, ?, ?)",
+            ).run(e.blockNumber, e.logIndex, owner, this.householdOf(owner) ?? null, e.assetId);
+            if (info.changes > 0) this.sql("UPDATE assets SET status = 'deposited' WHERE asset_id = ?").run(e.assetId);
             break;
           }
           case "FinancialDeposited": {
             const owner = e.owner.toLowerCase();
             const household = this.householdOf(owner);
             const amount = Number(e.amount);
-            const info = this.db
-              .prepare(
-                "INSERT OR IGNORE INTO deposits (block_number, log_index, kind, anon_address, household_id, amount) VALUES (?, ?, 'financial', ?, ?, ?)",
-              )
-              .run(e.blockNumber, e.logIndex, owner, household ?? null, amount);
+            const info = this.sql(
+              "INSERT OR IGNORE INTO deposits (block_number, log_index, kind, anon_address, household_id, amount) VALUES (?, ?, 'financial', ?, ?, ?)",
+            ).run(e.blockNumber, e.logIndex, owner, household ?? null, amount);
             // Money from an address the DSO never gave out stays recorded but unattributed.
             if (info.changes > 0 && household !== undefined) {
-              this.db.prepare("UPDATE households SET balance = balance + ? WHERE id = ?").run(amount, household);
+              this.sql("UPDATE households SET balance = balance + ? WHERE id = ?").run(amount, household);
               creditedMoney += amount;
             }
             break;
@@ -626,12 +627,10 @@ export class AccountBook {
   /** Energy assets a household handed back through its anonymous addresses. */
   energyDeposits(householdId: string): EnergyDeposit[] {
     return (
-      this.db
-        .prepare(
-          `SELECT d.asset_id, d.anon_address, d.block_number, a.power_w, a.start, a."end" FROM deposits d
+      this.sql(
+        `SELECT d.asset_id, d.anon_address, d.block_number, a.power_w, a.start, a."end" FROM deposits d
            LEFT JOIN assets a ON a.asset_id = d.asset_id WHERE d.kind = 'energy' AND d.household_id = ? ORDER BY d.block_number, d.log_index`,
-        )
-        .all(householdId) as {
+      ).all(householdId) as {
         asset_id: string;
         anon_address: string;
         block_number: number;
@@ -651,14 +650,14 @@ export class AccountBook {
 
   /** Current owner of an asset as the logs tell it (lower-case), and its status. */
   asset(assetId: string): { owner: string; status: string } | undefined {
-    return this.db.prepare("SELECT owner, status FROM assets WHERE asset_id = ?").get(assetId) as
+    return this.sql("SELECT owner, status FROM assets WHERE asset_id = ?").get(assetId) as
       | { owner: string; status: string }
       | undefined;
   }
 
   private readUsage(scope: "household" | "feeder", id: string, intervals: Set<number>): Map<number, IntervalUsage> {
     const out = new Map<number, IntervalUsage>();
-    const q = this.db.prepare(
+    const q = this.sql(
       "SELECT production_w, consumption_w FROM usage WHERE scope = ? AND scope_id = ? AND interval = ?",
     );
     for (const t of intervals) {
@@ -673,7 +672,7 @@ export class AccountBook {
    * for the allowance desk, which counts an issued allowance against the same limits as a mint.
    */
   addUsage(householdId: string, feederId: string, added: Map<number, IntervalUsage>, sign: 1 | -1): void {
-    const upsert = this.db.prepare(
+    const upsert = this.sql(
       `INSERT INTO usage (scope, scope_id, interval, production_w, consumption_w) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (scope, scope_id, interval) DO UPDATE SET
          production_w = production_w + excluded.production_w, consumption_w = consumption_w + excluded.consumption_w`,
@@ -685,14 +684,15 @@ export class AccountBook {
   }
 
   private getMeta(key: string): string | undefined {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
+    const row = this.sql("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
     return row?.value;
   }
 
   private setMeta(key: string, value: string): void {
-    this.db
-      .prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-      .run(key, value);
+    this.sql("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(
+      key,
+      value,
+    );
   }
 }
 

@@ -6,23 +6,22 @@ import {
   hexlify,
   type JsonRpcProvider,
   type Provider,
-  Signature,
+  type Signature,
   type Signer,
-  Transaction,
   type TransactionReceipt,
   type TransactionRequest,
   TransactionResponse,
   type TypedDataDomain,
   type TypedDataField,
-  toBeHex,
   toQuantity,
   Wallet,
 } from "ethers";
 import { check, PetraError } from "../common/errors";
-import { publicKeyOf, signDigest } from "../common/fast-crypto";
+import { publicKeyOf } from "../common/fast-crypto";
 import { type EnergyMarket, EnergyMarket__factory } from "../typechain-types";
 import { attachEnergyMarket } from "./deploy-market";
 import type { Cancel, Chain, ChainLog, Clock, Transport, WatchOptions } from "./interfaces";
+import { type SignedTx, signTransactionWith, type TxFields } from "./tx-encoding";
 
 export interface LiveChainOptions {
   rpcUrl: string;
@@ -55,16 +54,26 @@ export const MARKET_GAS_LIMITS = {
 
 /** The gas limit of a market call by its selector, for transactions to `marketAddress`. */
 export function marketGasLimits(marketAddress: string): (tx: TransactionRequest) => bigint | undefined {
-  const market = EnergyMarket__factory.createInterface();
-  const bySelector = new Map<string, bigint>();
-  for (const [name, gas] of Object.entries(MARKET_GAS_LIMITS)) {
-    bySelector.set(market.getFunction(name as keyof typeof MARKET_GAS_LIMITS).selector.toLowerCase(), gas);
-  }
+  const bySelector = gasLimitBySelector();
   const to = marketAddress.toLowerCase();
   return (tx) =>
     typeof tx.to === "string" && tx.to.toLowerCase() === to && typeof tx.data === "string"
       ? bySelector.get(tx.data.slice(0, 10).toLowerCase())
       : undefined;
+}
+
+let bySelectorOnce: Map<string, bigint> | undefined;
+
+/** Built once: a simulated day makes a signer, and so asks for these, for every pseudonym. */
+function gasLimitBySelector(): Map<string, bigint> {
+  if (bySelectorOnce === undefined) {
+    const market = EnergyMarket__factory.createInterface();
+    bySelectorOnce = new Map();
+    for (const [name, gas] of Object.entries(MARKET_GAS_LIMITS)) {
+      bySelectorOnce.set(market.getFunction(name as keyof typeof MARKET_GAS_LIMITS).selector.toLowerCase(), gas);
+    }
+  }
+  return bySelectorOnce;
 }
 
 export interface SerialNonceSignerOptions {
@@ -113,11 +122,11 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
    * Signs a populated transaction as ethers' Wallet does (RFC 6979, low s: the same bytes), with
    * common/fast-crypto's faster signing; returns the signed transaction object too.
    */
-  #sign(populated: TransactionRequest): Transaction {
+  #sign(populated: TransactionRequest): SignedTx {
     const { from, ...rest } = populated;
     if (from != null && getAddress(String(from)) !== this.address)
       throw new PetraError("INVALID_ARGUMENT", `tx.from: ${String(from)} is not this signer's ${this.address}`);
-    return signTransactionWith(this.#privateKey, rest as Parameters<typeof Transaction.from>[0]);
+    return signTransactionWith(this.#privateKey, rest as TxFields);
   }
 
   async getAddress(): Promise<string> {
@@ -175,35 +184,20 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
 }
 
 /**
- * A transaction signed as ethers' Wallet signs it (RFC 6979, low s: the same bytes), with
- * common/fast-crypto's signing. Fields must be resolved (addresses, not names); the Transaction
- * holds the serialized bytes and the hash.
- */
-export function signTransactionWith(
-  privateKey: Uint8Array,
-  fields: Parameters<typeof Transaction.from>[0],
-): Transaction {
-  const tx = Transaction.from(fields);
-  const sig = signDigest(getBytes(tx.unsignedHash), privateKey);
-  tx.signature = Signature.from({ r: toBeHex(sig.r, 32), s: toBeHex(sig.s, 32), v: sig.recovery ? 0x1c : 0x1b });
-  return tx;
-}
-
-/**
  * Sends signed bytes and builds the response from what the signer already knows. ethers'
  * broadcastTransaction recovers the sender from the signature (an elliptic-curve recovery, the
  * most expensive step of a send) and asks for the block number; a signer knows both are moot.
  */
-async function broadcast(provider: JsonRpcProvider, tx: Transaction, from: string): Promise<TransactionResponse> {
-  const signed = tx.serialized;
-  const hash = (await provider.send("eth_sendRawTransaction", [signed])) as string;
-  if (hash.toLowerCase() !== (tx.hash as string).toLowerCase())
-    throw new PetraError("TX_FAILED", `the node returned hash ${hash} for a transaction whose hash is ${tx.hash}`);
+async function broadcast(provider: JsonRpcProvider, signed: SignedTx, from: string): Promise<TransactionResponse> {
+  const { tx } = signed;
+  const hash = (await provider.send("eth_sendRawTransaction", [signed.serialized])) as string;
+  if (hash.toLowerCase() !== signed.hash)
+    throw new PetraError("TX_FAILED", `the node returned hash ${hash} for a transaction whose hash is ${signed.hash}`);
   return new TransactionResponse(
     {
       blockNumber: null,
       blockHash: null,
-      hash: tx.hash as string,
+      hash: signed.hash,
       index: 0,
       type: tx.type ?? 0,
       to: tx.to,

@@ -12,13 +12,13 @@ import {
 import { check, PetraError } from "../common/errors";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { AccountBook, BatchMember, BookEvent, RequestRow, SignedTx, StoredBatch } from "./account-book";
-import { signTransactionWith } from "./chain-live";
 import { checkWithdrawal, DEFAULT_MAX_REQUEST_INTERVALS, usageOf } from "./dso-policy";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type Envelope, openEnvelope, type SigningKey, sealEnvelope } from "./envelope";
 import type { Household, HouseholdRegistry } from "./household-registry";
 import type { Clock, MessageSockets, RouterSocket } from "./interfaces";
 import { decodeMarketLog } from "./market-log";
 import type { DsoMessage, FailureReason, WithdrawAssets } from "./messages";
+import { signTransactionWith } from "./tx-encoding";
 import { zmqSockets } from "./zmq-sockets";
 
 /**

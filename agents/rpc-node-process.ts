@@ -43,7 +43,7 @@ export function anvilBinary(): string | undefined {
 export async function startNode(
   group: ProcessGroup,
   kind: NodeKind,
-  opts: { logFile?: string; timeoutMs?: number } = {},
+  opts: { logFile?: string; timeoutMs?: number; extraArgs?: string[] } = {},
 ): Promise<LiveNode> {
   const [port] = await freePorts(1);
   let managed: Managed;
@@ -52,7 +52,7 @@ export async function startNode(
     managed = group.spawn(
       "hardhat node",
       process.execPath,
-      [cli, "node", "--hostname", "127.0.0.1", "--port", String(port)],
+      [cli, "node", "--hostname", "127.0.0.1", "--port", String(port), ...(opts.extraArgs ?? [])],
       { logFile: opts.logFile },
     );
   } else {
@@ -62,7 +62,9 @@ export async function startNode(
         "PROCESS_FAILED",
         "anvil: @foundry-rs/anvil is not installed (npm install --save-dev @foundry-rs/anvil)",
       );
-    managed = group.spawn("anvil", bin, ["--host", "127.0.0.1", "--port", String(port)], { logFile: opts.logFile });
+    managed = group.spawn("anvil", bin, ["--host", "127.0.0.1", "--port", String(port), ...(opts.extraArgs ?? [])], {
+      logFile: opts.logFile,
+    });
   }
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);

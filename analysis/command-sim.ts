@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
+import type { SimChainKind } from "../agents/sim/anvil";
 import { parseDelay } from "../agents/sim/distribution";
 import { parsePositiveInt, resolveOut, withOut, withScenario, withSeed } from "./cli-options";
 import { progressBar } from "./progress";
@@ -33,6 +34,14 @@ export function withSimOptions(cmd: Command): Command {
       `round trip of each household <-> DSO message (default ${SIM_DEFAULTS.messageLatency})`,
       delaySpec("--message-latency"),
     )
+    .addOption(
+      new Option(
+        "--chain <kind>",
+        'the chain: "edr", the in-process Hardhat network, or "anvil", a child process that prunes old states and receipts (flat memory for long runs of many households)',
+      )
+        .choices(["edr", "anvil"])
+        .default("edr"),
+    )
     .option("--no-progress", "no progress bar");
 }
 
@@ -47,6 +56,7 @@ export interface SimCliOptions {
   blocks?: string;
   rpcLatency?: string;
   messageLatency?: string;
+  chain: SimChainKind;
   offerChoice?: string;
   progress: boolean;
 }
@@ -86,6 +96,7 @@ export function simCommand(): Command {
         blocks: opts.blocks,
         rpcLatency: opts.rpcLatency,
         messageLatency: opts.messageLatency,
+        chain: opts.chain,
         offerChoice: opts.offerChoice as SimRunOptions["offerChoice"],
         onProgress: opts.progress ? progressBar("sim") : undefined,
         log: (l) => console.log(l),

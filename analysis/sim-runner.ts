@@ -13,13 +13,14 @@ import type { AssetRegistry } from "../agents/market-view";
 import { Prosumer, type ProsumerRecord } from "../agents/prosumer";
 import { withdrawerFor } from "../agents/prosumer-process";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
+import { type SimChainKind, startAnvilSimChain } from "../agents/sim/anvil";
 import { SimClock } from "../agents/sim/clock-sim";
 import { type Delay, parseDelay } from "../agents/sim/distribution";
 import { createSimChainProvider, Eip1193JsonRpcProvider } from "../agents/sim/edr";
 import { Link, SimChain, SimProvider, type SimRequest } from "../agents/sim/sim-chain";
 import { SimLedger } from "../agents/sim/sim-ledger";
 import { SimSockets } from "../agents/sim/sim-network";
-import { DEFAULT_SIM_CHAIN, SimNode } from "../agents/sim/sim-node";
+import { DEFAULT_SIM_CHAIN, type Eip1193, SimNode } from "../agents/sim/sim-node";
 import { PaperStrategy } from "../agents/strategy-paper";
 import { loopbackAddressFor } from "../agents/transport-direct";
 import { datasetLines } from "../attacks/dataset";
@@ -68,6 +69,11 @@ export interface SimRunOptions {
    * prosumer.offerChoice, else "lowest-id".
    */
   offerChoice?: "lowest-id" | "random";
+  /**
+   * The chain: "edr", the in-process Hardhat network (default), or "anvil", a child process that
+   * prunes old states and receipts, so memory stays flat over a long run of many households.
+   */
+  chain?: SimChainKind;
   /** Write observer.jsonl (the network observer at the RPC node). Default true. */
   observer?: boolean;
   /**
@@ -125,6 +131,27 @@ export async function runSim(opts: SimRunOptions): Promise<SimSummary> {
 /** runSim, also returning every cleared offer's clearing time in seconds (as clearing-times.csv holds them). */
 export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary: SimSummary; clearingS: number[] }> {
   const wallStart = Date.now();
+  const kind = opts.chain ?? "edr";
+  check(kind === "edr" || kind === "anvil", "chain", `must be "edr" or "anvil", got "${kind}"`);
+  if (kind === "edr") return simulate(opts, wallStart, await createSimChainProvider(DEFAULT_SIM_CHAIN), "edr");
+  check(!opts.verifyLedger, "verifyLedger", "needs the whole chain, which anvil prunes: use the edr chain");
+  fs.mkdirSync(path.resolve(opts.outDir), { recursive: true });
+  const anvil = await startAnvilSimChain(DEFAULT_SIM_CHAIN, {
+    logFile: path.join(path.resolve(opts.outDir), "anvil.log"),
+  });
+  try {
+    return await simulate(opts, wallStart, anvil.eip, "anvil");
+  } finally {
+    await anvil.stop();
+  }
+}
+
+async function simulate(
+  opts: SimRunOptions,
+  wallStart: number,
+  eip: Eip1193,
+  chainKind: SimChainKind,
+): Promise<{ summary: SimSummary; clearingS: number[] }> {
   // Every agent's hashing goes through ethers; natively it costs a fifth, and digests are digests.
   useFastKeccakInEthers();
   const log = opts.log ?? (() => {});
@@ -154,14 +181,13 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
     },
     blocks: blockTime.spec,
     latency: { rpc: rpcLatency.spec, message: messageLatency.spec },
-    chain: { ...DEFAULT_SIM_CHAIN, accountBalanceWei: DEFAULT_SIM_CHAIN.accountBalanceWei.toString() },
+    chain: { kind: chainKind, ...DEFAULT_SIM_CHAIN, accountBalanceWei: DEFAULT_SIM_CHAIN.accountBalanceWei.toString() },
   };
   const writeConfig = () => fs.writeFileSync(path.join(outDir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
   writeConfig();
 
   // ------------------------------------------------------------------ world
   const clock = new SimClock();
-  const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
   const node = await SimNode.start(eip, clock, DEFAULT_SIM_CHAIN.genesisDate);
   const ledgerStream = new SimLedger(node);
   const chainId = DEFAULT_SIM_CHAIN.chainId;
@@ -435,7 +461,7 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
   const summary: SimSummary = {
     mode: "simulated",
     ...fields,
-    node: "in-process hardhat (EDR), simulated clock",
+    node: chainKind === "edr" ? "in-process hardhat (EDR), simulated clock" : "anvil (pruned history), simulated clock",
     blocks: blockTime.spec,
     latency: { rpc: rpcLatency.spec, message: messageLatency.spec },
     intervalMs,

@@ -28,6 +28,10 @@ class EventHeap {
     }
   }
 
+  peek(): Event | undefined {
+    return this.#a[0];
+  }
+
   pop(): Event | undefined {
     const a = this.#a;
     const top = a[0];
@@ -63,9 +67,14 @@ export interface RunOptions {
 
 /**
  * A discrete-event clock. Simulated time stands still while any agent still has work to do (a
- * microtask, or a call into the in-process chain registered with `track`), and jumps to the next
- * scheduled event once everything is quiet. Events at the same time run in the order they were
- * scheduled, so a run is a pure function of its inputs: the same seed gives the same ledger.
+ * microtask, or a call into the chain registered with `track`), and jumps to the next scheduled
+ * event once everything is quiet. Events at the same time run in the order they were scheduled,
+ * so a run is a pure function of its inputs: the same seed gives the same ledger.
+ *
+ * Work tracked with a horizon (a chain call whose answer is due at a simulated time fixed when it
+ * was made) holds back only the events at or after that time: the clock runs the events before
+ * it, so agents' code runs while the chain (another thread, or another process) executes. The
+ * answer's continuation must schedule its event at the horizon, which the clock has not passed.
  *
  * Agents must not use wall-clock timers (setTimeout) while a simulation runs: the clock cannot
  * see them, and they would make runs depend on the machine's speed.
@@ -74,8 +83,11 @@ export class SimClock implements Clock {
   readonly #heap = new EventHeap();
   #now: number;
   #seq = 0;
-  #inFlight = 0;
-  #idle: (() => void) | undefined;
+  /** Horizons of the tracked work in flight (the present, for work without one), by count. */
+  readonly #pending = new Map<number, number>();
+  /** Tracked work settled since the run loop last let microtasks drain. */
+  #settled = 0;
+  #wake: (() => void) | undefined;
   #events = 0;
 
   constructor(startMs = 0) {
@@ -90,6 +102,11 @@ export class SimClock implements Clock {
     return Math.floor(this.#now);
   }
 
+  /** The simulated time with its fraction (for horizons computed from drawn delays). */
+  nowExact(): number {
+    return this.#now;
+  }
+
   /** Events run so far (a cost measure for benchmarks). */
   get eventsRun(): number {
     return this.#events;
@@ -97,6 +114,11 @@ export class SimClock implements Clock {
 
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.schedule(this.#now + Math.max(0, ms), resolve));
+  }
+
+  /** Resolves at simulated time `atMs` (at once, in event order, if that is now or past). */
+  sleepUntil(atMs: number): Promise<void> {
+    return new Promise((resolve) => this.schedule(atMs, resolve));
   }
 
   schedule(atMs: number, fn: () => void): Cancel {
@@ -111,14 +133,18 @@ export class SimClock implements Clock {
   }
 
   /**
-   * Registers real asynchronous work (a call into the in-process chain) that the clock must wait
-   * for before it advances: its completion is part of the present, not of the future.
+   * Registers real asynchronous work (a call into the chain) that the clock must wait for before
+   * it runs any event at or after `horizonMs` (default: now, so before any further event).
    */
-  track<T>(work: Promise<T>): Promise<T> {
-    this.#inFlight++;
+  track<T>(work: Promise<T>, horizonMs?: number): Promise<T> {
+    const h = horizonMs === undefined ? this.#now : Math.max(this.#now, horizonMs);
+    this.#pending.set(h, (this.#pending.get(h) ?? 0) + 1);
     const done = () => {
-      this.#inFlight--;
-      if (this.#inFlight === 0) this.#idle?.();
+      const n = (this.#pending.get(h) ?? 1) - 1;
+      if (n === 0) this.#pending.delete(h);
+      else this.#pending.set(h, n);
+      this.#settled++;
+      this.#wake?.();
     };
     work.then(done, done);
     return work;
@@ -128,15 +154,22 @@ export class SimClock implements Clock {
   async run(opts: RunOptions = {}): Promise<void> {
     const until = opts.untilMs ?? Number.POSITIVE_INFINITY;
     for (;;) {
-      await this.#quiet();
+      await this.#drain();
       if (opts.stopWhen?.()) return;
-      const e = this.#next();
+      const e = this.#peek();
+      const horizon = this.#horizon();
+      // Work due before the next event (or with no event left, any work: its answer may schedule
+      // one) must be in first.
+      if (horizon !== undefined && (e === undefined || e.atMs >= horizon)) {
+        await this.#settlement();
+        continue;
+      }
       if (!e) return;
       if (e.atMs > until) {
-        this.#heap.push(e);
         this.#now = Math.max(this.#now, until);
         return;
       }
+      this.#heap.pop();
       this.#now = e.atMs;
       this.#events++;
       e.fn();
@@ -164,26 +197,39 @@ export class SimClock implements Clock {
     return work;
   }
 
-  #next(): Event | undefined {
+  /** The next event that is not cancelled, left in the heap. */
+  #peek(): Event | undefined {
     for (;;) {
-      const e = this.#heap.pop();
-      if (!e?.cancelled) return e;
+      const e = this.#heap.peek();
+      if (e === undefined || !e.cancelled) return e;
+      this.#heap.pop();
     }
   }
 
-  /** Resolves once no tracked work is in flight and every microtask it caused has run. */
-  async #quiet(): Promise<void> {
-    for (;;) {
-      if (this.#inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          this.#idle = resolve;
-        });
-        this.#idle = undefined;
-        continue;
-      }
-      // A macrotask boundary: every microtask queued so far (and those they queue) has run.
+  /** The earliest horizon of the work in flight, if any. */
+  #horizon(): number | undefined {
+    let min: number | undefined;
+    for (const h of this.#pending.keys()) if (min === undefined || h < min) min = h;
+    return min;
+  }
+
+  /** Resolves when some tracked work settles (at once if some did since the last drain). */
+  async #settlement(): Promise<void> {
+    if (this.#settled > 0) return;
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+    this.#wake = undefined;
+  }
+
+  /**
+   * A macrotask boundary, repeated until no tracked work settled during it: every microtask
+   * queued so far, the continuations of settled work among them, has run and scheduled its events.
+   */
+  async #drain(): Promise<void> {
+    do {
+      this.#settled = 0;
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.#inFlight === 0) return;
-    }
+    } while (this.#settled > 0);
   }
 }

@@ -13,6 +13,7 @@ import type { EnergyMarket } from "../../typechain-types";
 import { chainOrdered, marketGasLimits, SerialNonceSigner, toChainLog } from "../chain-live";
 import { attachEnergyMarket } from "../deploy-market";
 import type { Cancel, Chain, ChainLog, Clock, WatchOptions } from "../interfaces";
+import type { SimClock } from "./clock-sim";
 import type { Delay } from "./distribution";
 import type { SealedBlock, SimNode } from "./sim-node";
 
@@ -86,7 +87,7 @@ export interface SimRequest {
  */
 export class SimProvider extends JsonRpcProvider {
   readonly #node: SimNode;
-  readonly #clock: Clock;
+  readonly #clock: SimClock;
   readonly #link: Link;
   readonly #identity: string;
   readonly #observe?: (r: SimRequest) => void;
@@ -94,7 +95,7 @@ export class SimProvider extends JsonRpcProvider {
 
   constructor(opts: {
     node: SimNode;
-    clock: Clock;
+    clock: SimClock;
     link: Link;
     chainId: number;
     identity: string;
@@ -113,11 +114,14 @@ export class SimProvider extends JsonRpcProvider {
     const args = (Array.isArray(params) ? params : [params]) as unknown[];
     await this.#clock.sleep(this.#link.oneWay());
     this.#observe?.({ identity: this.#identity, method, params: args, atMs: this.#clock.now() });
+    // The way back is drawn now, so the answer's time is fixed while the chain works on the
+    // request, and the clock can run other agents' events until then (SimClock.track).
+    const answerAt = this.#clock.nowExact() + this.#link.oneWay();
     let result: unknown;
     try {
-      result = await this.#node.request(method, args);
+      result = await this.#node.request(method, args, answerAt);
     } catch (e) {
-      await this.#clock.sleep(this.#link.oneWay());
+      await this.#clock.sleepUntil(answerAt);
       // The shape ethers expects from a node's error reply, so revert data decodes as it does live.
       const err = e as { code?: number; message?: string; data?: unknown };
       const id = this.#nextId++;
@@ -126,7 +130,7 @@ export class SimProvider extends JsonRpcProvider {
         { id, error: { code: err.code ?? -32603, message: err.message ?? String(e), data: err.data } },
       );
     }
-    await this.#clock.sleep(this.#link.oneWay());
+    await this.#clock.sleepUntil(answerAt);
     return result;
   }
 

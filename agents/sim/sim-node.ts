@@ -1,7 +1,9 @@
+import { toQuantity } from "ethers";
 import { check, PetraError } from "../../common/errors";
 import type { Rng } from "../../common/rng";
 import { DEV_MNEMONIC } from "../dev-accounts";
 import type { Cancel } from "../interfaces";
+import { decodeRawTxFields } from "../tx-encoding";
 import type { SimClock } from "./clock-sim";
 import type { Delay } from "./distribution";
 
@@ -35,6 +37,7 @@ export interface RawTransaction {
 /** A receipt as eth_getTransactionReceipt returns it (the fields the node and the ledger read). */
 export interface RawReceipt {
   transactionHash: string;
+  from: string;
   status?: string | null;
   gasUsed: string;
   effectiveGasPrice?: string;
@@ -109,6 +112,10 @@ export class SimNode {
   #calls = 0;
   readonly #callsByMethod = new Map<string, { calls: number; wallMs: number }>();
   #txs = 0;
+  /** Signed bytes of the transactions this node forwarded and no block holds yet, by hash. */
+  readonly #sentRaw = new Map<string, string>();
+  /** Whether the chain answers eth_getBlockReceipts (undefined until the first block with transactions). */
+  #hasBlockReceipts: boolean | undefined;
 
   private constructor(provider: Eip1193, clock: SimClock, genesisS: number) {
     this.#provider = provider;
@@ -161,11 +168,15 @@ export class SimNode {
     return { calls: this.#calls, callsByMethod: Object.fromEntries(byMethod), transactions: this.#txs };
   }
 
-  request(method: string, params: unknown[] = []): Promise<unknown> {
-    return this.#request(method, params, false);
+  /**
+   * Queues a call. With `answerAtMs`, the clock may run events before that simulated time while
+   * the chain works on it (the caller delivers the answer then); without, the clock waits for it.
+   */
+  request(method: string, params: unknown[] = [], answerAtMs?: number): Promise<unknown> {
+    return this.#request(method, params, false, answerAtMs);
   }
 
-  #request(method: string, params: unknown[], toChain: boolean): Promise<unknown> {
+  #request(method: string, params: unknown[], toChain: boolean, answerAtMs?: number): Promise<unknown> {
     this.#calls++;
     const askReceipt = !toChain && method === "eth_getTransactionReceipt";
     const run = async () => {
@@ -179,14 +190,17 @@ export class SimNode {
       timed.calls++;
       const t0 = performance.now();
       try {
-        return await this.#provider.request({ method, params });
+        const out = await this.#provider.request({ method, params });
+        if (method === "eth_sendRawTransaction" && typeof out === "string" && typeof params[0] === "string")
+          this.#sentRaw.set(out.toLowerCase(), params[0]);
+        return out;
       } finally {
         timed.wallMs += performance.now() - t0;
       }
     };
     const result = this.#tail.then(run, run);
     this.#tail = result.catch(() => undefined);
-    return this.#clock.track(result);
+    return this.#clock.track(result, answerAtMs);
   }
 
   #count(method: string): { calls: number; wallMs: number } {
@@ -231,22 +245,23 @@ export class SimNode {
 
   async #seal(): Promise<SealedBlock> {
     await this.request("evm_mine", []);
-    const block = (await this.request("eth_getBlockByNumber", ["latest", true])) as {
+    const header = (await this.request("eth_getBlockByNumber", ["latest", false])) as {
       number: string;
       timestamp: string;
       baseFeePerGas?: string;
-      transactions: RawTransaction[];
+      transactions: string[];
     };
-    const number = Number(block.number);
-    this.#baseFeePerGas = BigInt(block.baseFeePerGas ?? 0);
-    // Queued together, so that no agent's request lands between them.
-    const receipts = (await Promise.all(
-      block.transactions.map((t) => this.#request("eth_getTransactionReceipt", [t.hash], true)),
-    )) as (RawReceipt | null)[];
-    const hashes = block.transactions.map((t) => t.hash);
+    const number = Number(header.number);
+    this.#baseFeePerGas = BigInt(header.baseFeePerGas ?? 0);
+    const hashes = header.transactions;
+    const receipts = await this.#blockReceipts(header.number, hashes);
     receipts.forEach((r, i) => {
       check(r !== null, "receipt", `block ${number} holds ${hashes[i]} but the chain has no receipt for it`);
     });
+    const block = {
+      ...header,
+      transactions: await this.#blockTransactions(header.number, hashes, receipts as RawReceipt[]),
+    };
     const logs = (receipts as RawReceipt[]).flatMap((r) => r.logs);
     this.#latest = number;
     this.#latestTimestampS = Number(block.timestamp);
@@ -284,6 +299,66 @@ export class SimNode {
     }
     for (const l of this.#listeners) l(sealed);
     return sealed;
+  }
+
+  /**
+   * The receipts of a block's transactions, in block order: one eth_getBlockReceipts where the
+   * chain has it (anvil; a call per transaction costs anvil half a millisecond of JSON over HTTP),
+   * else one eth_getTransactionReceipt each (EDR), queued together so that no agent's request
+   * lands between them.
+   */
+  async #blockReceipts(blockNumber: string, hashes: string[]): Promise<(RawReceipt | null)[]> {
+    const txs = hashes.map((hash) => ({ hash }));
+    if (txs.length === 0) return [];
+    if (this.#hasBlockReceipts !== false) {
+      try {
+        const all = (await this.#request("eth_getBlockReceipts", [blockNumber], true)) as RawReceipt[] | null;
+        this.#hasBlockReceipts = true;
+        const byHash = new Map((all ?? []).map((r) => [r.transactionHash.toLowerCase(), r]));
+        return txs.map((t) => byHash.get(t.hash.toLowerCase()) ?? null);
+      } catch (e) {
+        // Only a chain without the method falls back; any other failure is the chain's and is reported.
+        if (
+          this.#hasBlockReceipts === true ||
+          !/not supported|does not exist|not found|unknown method/i.test(String(e))
+        )
+          throw e;
+        this.#hasBlockReceipts = false;
+      }
+    }
+    return (await Promise.all(
+      txs.map((t) => this.#request("eth_getTransactionReceipt", [t.hash], true)),
+    )) as (RawReceipt | null)[];
+  }
+
+  /**
+   * A block's transactions as the ledger reads them, from the signed bytes this node forwarded
+   * (decoded, with the sender from the receipt): a block with whole transactions costs anvil
+   * ~10 ms of JSON per hundred. A block holding a transaction that did not pass through this
+   * node is read whole from the chain.
+   */
+  async #blockTransactions(blockNumber: string, hashes: string[], receipts: RawReceipt[]): Promise<RawTransaction[]> {
+    const keys = hashes.map((h) => h.toLowerCase());
+    if (keys.every((k) => this.#sentRaw.has(k))) {
+      return keys.map((k, i) => {
+        const raw = this.#sentRaw.get(k) as string;
+        this.#sentRaw.delete(k);
+        const f = decodeRawTxFields(raw);
+        return {
+          hash: hashes[i] as string,
+          from: (receipts[i] as RawReceipt).from,
+          to: f.to,
+          value: toQuantity(f.value),
+          nonce: toQuantity(f.nonce),
+          input: f.input,
+        };
+      });
+    }
+    const block = (await this.#request("eth_getBlockByNumber", [blockNumber, true], true)) as {
+      transactions: RawTransaction[];
+    };
+    for (const k of keys) this.#sentRaw.delete(k);
+    return block.transactions;
   }
 
   /**

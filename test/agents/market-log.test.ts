@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { type EventFragment, ZeroHash } from "ethers";
 import { decodeMarketLog } from "../../agents/market-log";
+import { createRng } from "../../common/rng";
 import { EnergyMarket__factory } from "../../typechain-types";
 
 const MARKET = EnergyMarket__factory.createInterface();
@@ -39,5 +40,43 @@ describe("decodeMarketLog # as ethers' Interface.parseLog", () => {
     expect(decodeMarketLog({ topics: log.topics, data: "0x12" })).to.equal(null);
     expect(decodeMarketLog({ topics: [], data: "0x" })).to.equal(null);
     expect(decodeMarketLog(log)?.args.priceMicroPerWInterval).to.equal(3n);
+  });
+
+  it("agrees with parseLog on random words: any bits in uint and int words, addresses with and without high bits", () => {
+    const rng = createRng(7);
+    const hexWord = (zeroHigh: boolean) => {
+      let w = "";
+      for (let k = 0; k < 64; k++) w += zeroHigh && k < 24 ? "0" : "0123456789abcdef"[rng.int(0, 15)];
+      // Small values and all-zero words too, not only huge ones.
+      if (rng.next() < 0.2) w = `${"0".repeat(56)}${w.slice(56)}`;
+      if (rng.next() < 0.05) w = "0".repeat(64);
+      return w;
+    };
+    const events: EventFragment[] = [];
+    MARKET.forEachEvent((e) => events.push(e));
+    let refused = 0;
+    for (let n = 0; n < 400; n++) {
+      const e = events[n % events.length] as EventFragment;
+      const words = e.inputs.map((p) => hexWord(p.type === "address" && rng.next() < 0.9));
+      const topics = [e.topicHash, ...e.inputs.flatMap((p, i) => (p.indexed ? [`0x${words[i]}`] : []))];
+      const data = `0x${e.inputs
+        .filter((p) => !p.indexed)
+        .map((p) => words[e.inputs.indexOf(p)])
+        .join("")}`;
+      const ours = decodeMarketLog({ topics, data });
+      // parseLog defers a bad value's error to the moment it is read: such a log is refused.
+      let theirs: ReturnType<typeof MARKET.parseLog> = null;
+      try {
+        theirs = MARKET.parseLog({ topics, data });
+        theirs?.args.toArray();
+      } catch {
+        theirs = null;
+      }
+      if (theirs === null) refused++;
+      expect(ours?.name ?? null, `${e.name} ${words.join(",")}`).to.equal(theirs?.name ?? null);
+      expect(ours?.args.toArray(), e.name).to.deep.equal(theirs?.args.toArray());
+    }
+    // Some addresses had high bits: both refuse those logs.
+    expect(refused).to.be.greaterThan(0);
   });
 });

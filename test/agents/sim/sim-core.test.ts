@@ -1,6 +1,8 @@
 import { expect } from "chai";
+import { Wallet } from "ethers";
 import { SerialNonceSigner } from "../../../agents/chain-live";
 import { devKey } from "../../../agents/dev-accounts";
+import { ANVIL_KEPT_BLOCKS, startAnvilSimChain } from "../../../agents/sim/anvil";
 import { SimClock } from "../../../agents/sim/clock-sim";
 import { parseDelay } from "../../../agents/sim/distribution";
 import { createSimChainProvider } from "../../../agents/sim/edr";
@@ -121,5 +123,94 @@ describe("simulated chain", () => {
     expect(nonces).to.deep.equal([0, 1, 2]);
     expect(node.stats.callsByMethod.eth_getTransactionCount?.calls).to.equal(3);
     expect(node.stats.callsByMethod.eth_estimateGas).to.equal(undefined);
+  });
+});
+
+describe("SimClock # work tracked with a horizon", () => {
+  /** Real asynchronous work (a chain call) that settles after `ms` of wall time. */
+  const work = (ms: number, log: string[]) =>
+    new Promise<void>((resolve) =>
+      setTimeout(() => {
+        log.push("work done");
+        resolve();
+      }, ms),
+    );
+
+  it("runs the events before the horizon while the work is in flight, and none at or after it until it settles", async () => {
+    const clock = new SimClock();
+    const log: string[] = [];
+    clock.schedule(5, () => {
+      clock.track(work(80, log), 100);
+      log.push("sent at 5");
+    });
+    clock.schedule(50, () => log.push("event at 50"));
+    clock.schedule(99.9, () => log.push("event at 99.9"));
+    clock.schedule(100, () => log.push("event at 100"));
+    clock.schedule(150, () => log.push("event at 150"));
+    await clock.run();
+    expect(log).to.deep.equal([
+      "sent at 5",
+      "event at 50",
+      "event at 99.9",
+      "work done",
+      "event at 100",
+      "event at 150",
+    ]);
+  });
+
+  it("waits for work without a horizon before any further event, and for work when no event is left", async () => {
+    const clock = new SimClock();
+    const log: string[] = [];
+    clock.schedule(5, () => {
+      clock.track(work(40, log));
+      log.push("sent at 5");
+    });
+    clock.schedule(6, () => log.push("event at 6"));
+    clock.schedule(7, () => {
+      // The answer's continuation schedules the event the work's caller is waiting for.
+      clock.track(work(40, log), 1000).then(() => clock.schedule(1000, () => log.push("answer at 1000")));
+    });
+    await clock.run();
+    expect(log).to.deep.equal(["sent at 5", "work done", "event at 6", "work done", "answer at 1000"]);
+    expect(clock.now()).to.equal(1000);
+  });
+});
+
+describe("anvil as the simulated chain", function () {
+  this.timeout(120_000);
+
+  it("prunes: a receipt more than ANVIL_KEPT_BLOCKS blocks old is gone, a recent one is there; stop() ends the process", async () => {
+    const chain = await startAnvilSimChain(DEFAULT_SIM_CHAIN);
+    const pid = chain.pid;
+    try {
+      expect(() => process.kill(pid, 0)).to.not.throw();
+      const wallet = new Wallet(devKey(0));
+      const hashes: string[] = [];
+      for (let nonce = 0; nonce < ANVIL_KEPT_BLOCKS + 5; nonce++) {
+        const raw = await wallet.signTransaction({
+          type: 2,
+          chainId: BigInt(DEFAULT_SIM_CHAIN.chainId),
+          nonce,
+          to: wallet.address,
+          value: 1n,
+          gasLimit: 21_000n,
+          maxFeePerGas: 10n ** 10n,
+          maxPriorityFeePerGas: 1n,
+        });
+        hashes.push((await chain.eip.request({ method: "eth_sendRawTransaction", params: [raw] })) as string);
+        await chain.eip.request({ method: "evm_mine", params: [] });
+      }
+      const receipt = (h: string) => chain.eip.request({ method: "eth_getTransactionReceipt", params: [h] });
+      expect(await receipt(hashes[0] as string)).to.equal(null);
+      expect(await receipt(hashes[hashes.length - 1] as string)).to.not.equal(null);
+      // The same genesis time as the in-process network: the first block after it is at genesis + 1 s or later.
+      const first = (await chain.eip.request({ method: "eth_getBlockByNumber", params: ["0x1", false] })) as {
+        timestamp: string;
+      };
+      expect(Number(first.timestamp) - Date.parse(DEFAULT_SIM_CHAIN.genesisDate) / 1000).to.be.within(0, 5);
+    } finally {
+      await chain.stop();
+    }
+    expect(() => process.kill(pid, 0)).to.throw();
   });
 });
