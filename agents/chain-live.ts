@@ -1,6 +1,7 @@
 import {
   AbstractSigner,
   computeAddress,
+  copyRequest,
   getAddress,
   getBytes,
   hexlify,
@@ -8,6 +9,7 @@ import {
   type Provider,
   type Signature,
   type Signer,
+  type TransactionLike,
   type TransactionReceipt,
   type TransactionRequest,
   TransactionResponse,
@@ -138,6 +140,43 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
       "INVALID_ARGUMENT",
       "provider: a SerialNonceSigner is bound to its chain's provider; ask the Chain for a new signer",
     );
+  }
+
+  /**
+   * ethers' populateTransaction, with a shorter path for the send every agent makes: a plain
+   * address, nonce and gas limit given, fees left to the provider's fee data. ethers resolves
+   * every field as a promise twice over and checks the recipient as a possible ENS name; with a
+   * thousand households that was the costliest step of a send. The same fields (tested); anything
+   * else goes to ethers.
+   */
+  override async populateTransaction(tx: TransactionRequest): Promise<TransactionLike<string>> {
+    const plain =
+      typeof tx.to === "string" &&
+      /^0x[0-9a-fA-F]{40}$/.test(tx.to) &&
+      tx.from == null &&
+      tx.nonce != null &&
+      tx.gasLimit != null &&
+      (tx.type == null || tx.type === 2) &&
+      tx.gasPrice == null &&
+      tx.maxFeePerGas == null &&
+      tx.maxPriorityFeePerGas == null &&
+      tx.authorizationList == null &&
+      Object.values(tx).every((v) => typeof (v as { then?: unknown } | null)?.then !== "function");
+    if (!plain) return super.populateTransaction(tx);
+    const provider = this.provider as JsonRpcProvider;
+    const pop = copyRequest(tx) as TransactionLike<string>;
+    pop.to = getAddress(tx.to as string);
+    pop.from = this.address;
+    const network = await provider.getNetwork();
+    if (pop.chainId != null && BigInt(pop.chainId) !== network.chainId)
+      throw new PetraError("INVALID_ARGUMENT", `tx.chainId: ${pop.chainId} is not the provider's ${network.chainId}`);
+    pop.chainId = network.chainId;
+    const fee = await provider.getFeeData();
+    if (fee.maxFeePerGas == null || fee.maxPriorityFeePerGas == null) return super.populateTransaction(tx);
+    pop.type = 2;
+    pop.maxFeePerGas = fee.maxFeePerGas;
+    pop.maxPriorityFeePerGas = fee.maxPriorityFeePerGas;
+    return pop;
   }
 
   async signTransaction(tx: TransactionRequest): Promise<string> {

@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import { JsonRpcProvider, Network, Wallet } from "ethers";
 import { z } from "zod";
 import { PetraError } from "../common/errors";
+import { useFastKeccakInEthers } from "../common/fast-crypto";
 import { AccountBook } from "./account-book";
 import { LiveClock } from "./clock-live";
 import { Dso } from "./dso";
@@ -232,6 +233,8 @@ function line(event: Record<string, unknown>, stream: NodeJS.WriteStream = proce
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Every checksummed address and transaction hash ethers computes; natively a fifth of the cost, same digests.
+  useFastKeccakInEthers();
   const i = argv.indexOf("--config");
   const configPath = i >= 0 ? argv[i + 1] : undefined;
   if (configPath === undefined) {

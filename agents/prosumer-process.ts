@@ -9,11 +9,13 @@
  * The child exits by itself when its run ends, on SIGTERM, and when its stdin closes (the runner
  * is gone), so a crashed runner leaves no household behind.
  */
+
 import * as fs from "node:fs";
 import * as readline from "node:readline";
 import type { Signer } from "ethers";
 import { z } from "zod";
 import { PetraError } from "../common/errors";
+import { useFastKeccakInEthers } from "../common/fast-crypto";
 import { LiveChain } from "./chain-live";
 import { LiveClock } from "./clock-live";
 import { DsoClient } from "./dso-client";
@@ -101,6 +103,8 @@ export function withdrawerFor(client: DsoClient): AssetWithdrawer {
 }
 
 async function main(configPath: string): Promise<number> {
+  // Every checksummed address and transaction hash ethers computes; natively a fifth of the cost, same digests.
+  useFastKeccakInEthers();
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(configPath, "utf8"));

@@ -6,8 +6,12 @@
  * while EDR's native thread executes), agent logic (agents/, attacks/), the rest. Native frames
  * count where the script that called them does.
  *
- * PETRA_BENCH_SIM="100x96,1000x4@10:00" sets the runs (households x intervals, optionally from a
- * time of day); 1,000 x 96 is a long run on 2 cores, so the default measures 1,000 households on a
+ * Each run names its chain: "edr" (the in-process Hardhat network; "evm-wait" is then the event
+ * loop idle while EDR's native thread executes) or "anvil" (a child process that prunes history;
+ * "evm-wait" is the wait for its answers, and its own CPU time is reported apart).
+ *
+ * PETRA_BENCH_SIM="100x96/anvil,1000x4@10:00/edr" sets the runs (households x intervals, optionally
+ * from a time of day, optionally on a chain, default edr); 1,000 x 96 is a long run on 2 cores, so the default measures 1,000 households on a
  * few intervals and says so. The default windows start at 10:00: a generated day's first hours are
  * night (no PV, no offers), and intervals without trades would make the extrapolation to a day
  * far too kind.
@@ -16,6 +20,7 @@ import * as fs from "node:fs";
 import { Session } from "node:inspector/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { SimChainKind } from "../agents/sim/anvil";
 import { cryptoBackend } from "../common/fast-crypto";
 import { runSim } from "./sim-runner";
 
@@ -78,11 +83,17 @@ async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; shares: R
 }
 
 async function main(): Promise<void> {
-  const spec = process.env.PETRA_BENCH_SIM ?? "100x8@10:00,1000x2@10:00";
+  // anvil first: the process's peak memory only grows, and EDR's runs would hide anvil's.
+  const spec = process.env.PETRA_BENCH_SIM ?? "100x8@10:00/anvil,1000x2@10:00/anvil,100x8@10:00/edr,1000x2@10:00/edr";
   const runs = spec.split(",").map((s) => {
-    const m = /^(\d+)x(\d+)(?:@(\d\d:\d\d))?$/.exec(s.trim());
-    if (!m) throw new Error(`PETRA_BENCH_SIM: "${s}" is not HOUSEHOLDSxINTERVALS[@HH:MM]`);
-    return { households: Number(m[1]), intervals: Number(m[2]), windowStart: m[3] };
+    const m = /^(\d+)x(\d+)(?:@(\d\d:\d\d))?(?:\/(edr|anvil))?$/.exec(s.trim());
+    if (!m) throw new Error(`PETRA_BENCH_SIM: "${s}" is not HOUSEHOLDSxINTERVALS[@HH:MM][/edr|/anvil]`);
+    return {
+      households: Number(m[1]),
+      intervals: Number(m[2]),
+      windowStart: m[3],
+      chain: (m[4] ?? "edr") as SimChainKind,
+    };
   });
   const seed = 1;
   const results = [];
@@ -102,11 +113,13 @@ async function main(): Promise<void> {
         blocks: "exp:12000",
         offerChoice: "random",
         observer: false,
+        chain: r.chain,
       }),
     );
     const cpu = process.cpuUsage(cpu0);
     const perInterval = result.wall.tradingS / r.intervals;
     const row = {
+      chain: r.chain,
       scenario,
       households: r.households,
       intervals: r.intervals,
@@ -133,6 +146,10 @@ async function main(): Promise<void> {
         ).toFixed(2),
       ),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      // anvil's own process: its CPU time is not in cpuS.
+      ...(result.chainProcess
+        ? { chainProcessCpuS: result.chainProcess.cpuS, chainProcessPeakRssMB: result.chainProcess.peakRssMB }
+        : {}),
       events: result.throughput.events,
       timeShares: shares,
       conserved: result.conservation.energyConserved && result.conservation.moneyConserved,
@@ -146,7 +163,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, crypto: cryptoBackend },
     measuredAt: new Date().toISOString(),
     goals: { marketTxPerWallS: 500, wallS1000x96: 900 },
-    note: "peakRssMB is the process's peak so far (runs go in order). windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. loadAverage1m: the machine is shared, timings scale with it",
+    note: "peakRssMB is the process's peak so far (runs go in order; anvil's runs first); chainProcessCpuS and chainProcessPeakRssMB are anvil's own. windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. loadAverage1m: the machine is shared, timings scale with it",
     results,
   };
   fs.writeFileSync(path.join(__dirname, "..", "bench", "sim.json"), `${JSON.stringify(out, null, 2)}\n`);

@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { keccak256, Wallet } from "ethers";
+import { Wallet } from "ethers";
 import { AccountBook } from "../agents/account-book";
 import { SerialNonceSigner } from "../agents/chain-live";
 import { devKey } from "../agents/dev-accounts";
@@ -26,7 +26,7 @@ import { loopbackAddressFor } from "../agents/transport-direct";
 import { datasetLines } from "../attacks/dataset";
 import { readDatasetFromProvider } from "../attacks/dataset-rpc";
 import { check, PetraError } from "../common/errors";
-import { useFastKeccakInEthers } from "../common/fast-crypto";
+import { keccak256Bytes, useFastKeccakInEthers } from "../common/fast-crypto";
 import { createRng, type Rng } from "../common/rng";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { HouseholdRecord } from "./clearing-times";
@@ -104,6 +104,8 @@ export interface SimSummary extends LiveSummary {
     rpcCallsByMethod: Record<string, { calls: number; wallMs: number }>;
     messages: number;
   };
+  /** The anvil process's own CPU time and peak memory (chain "anvil" only; EDR's are this process's). */
+  chainProcess?: { pid: number; cpuS: number; peakRssMB: number };
 }
 
 /**
@@ -140,7 +142,7 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
     logFile: path.join(path.resolve(opts.outDir), "anvil.log"),
   });
   try {
-    return await simulate(opts, wallStart, anvil.eip, "anvil");
+    return await simulate(opts, wallStart, anvil.eip, "anvil", () => processUsage(anvil.pid));
   } finally {
     await anvil.stop();
   }
@@ -151,6 +153,7 @@ async function simulate(
   wallStart: number,
   eip: Eip1193,
   chainKind: SimChainKind,
+  chainProcess?: () => SimSummary["chainProcess"],
 ): Promise<{ summary: SimSummary; clearingS: number[] }> {
   // Every agent's hashing goes through ethers; natively it costs a fifth, and digests are digests.
   useFastKeccakInEthers();
@@ -207,7 +210,9 @@ async function simulate(
           observed.push({
             sourceAddress: sourceOf.get(r.identity) ?? "unknown",
             atMs: r.atMs,
-            txHash: keccak256(r.params[0] as string),
+            // A flat string: ethers' hex strings are ropes of one piece per byte (~2.6 KB each), and
+            // this list holds one per transaction until the run ends.
+            txHash: txHashOf(r.params[0] as string),
           });
         };
   const linkFor = (identity: string) => new Link(rpcLatency, rng.fork(`rpc/${identity}`));
@@ -480,8 +485,30 @@ async function simulate(
       messages: sockets.messagesDelivered,
     },
   };
+  const usage = chainProcess?.();
+  if (usage) summary.chainProcess = usage;
   // Wall times vary from machine to machine; they go to summary.json, never into the ledger.
   fs.writeFileSync(path.join(outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
   log(`${clearingLine(fields)}; ${txs.length} transactions in ${summary.wall.totalS.toFixed(1)} s wall`);
   return { summary, clearingS: rows.map((r) => r.clearingS) };
+}
+
+/** CPU seconds (user + system) and peak resident memory of a running process, from /proc (Linux); undefined elsewhere. */
+function processUsage(pid: number): SimSummary["chainProcess"] {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    // Linux reports times in clock ticks of 1/100 s (USER_HZ) on every architecture Node runs on.
+    return { pid, cpuS: ticks / 100, peakRssMB: hwm ? Math.round(Number(hwm[1]) / 1024) : 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keccak-256 of a 0x-hex signed transaction, its hash, as a flat 0x-hex string. */
+function txHashOf(raw: string): string {
+  return `0x${Buffer.from(keccak256Bytes(Buffer.from(raw.slice(2), "hex"))).toString("hex")}`;
 }

@@ -1,4 +1,5 @@
 import { JsonRpcProvider, type Log, ZeroAddress } from "ethers";
+import { decodeMarketLog } from "../agents/market-log";
 import { PetraError } from "../common/errors";
 import { AllowanceVault__factory, EnergyMarket__factory, Mixer__factory } from "../typechain-types";
 import { type Dataset, type EventRecord, emptyDataset, sortDataset, type TxRecord } from "./dataset";
@@ -127,7 +128,7 @@ async function read(provider: JsonRpcProvider, opts: RpcDatasetOptions): Promise
 
   const senders = new Map(ds.transactions.map((t) => [t.hash, t.from]));
   const decoders: Array<[EventRecord["contract"], string, (log: Log) => EventRecord["event"] | undefined]> = [
-    ["market", opts.market, (log) => toMarketEvent(market.interface.parseLog(log))],
+    ["market", opts.market, (log) => toMarketEvent(decodeMarketLog(log))],
   ];
   for (const pool of mixers) {
     const denomination = await Mixer__factory.connect(pool, provider).denomination();

@@ -1,7 +1,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { expect } from "chai";
-import { HDNodeWallet, JsonRpcProvider, Network, Wallet } from "ethers";
+import {
+  AbstractSigner,
+  FeeData,
+  HDNodeWallet,
+  JsonRpcProvider,
+  Network,
+  type TransactionRequest,
+  Wallet,
+} from "ethers";
 import { LiveChain, MARKET_GAS_LIMITS, marketGasLimits, SerialNonceSigner } from "../../agents/chain-live";
 import { LiveClock } from "../../agents/clock-live";
 import { deployEnergyMarket } from "../../agents/deploy-market";
@@ -143,6 +151,43 @@ describe("SerialNonceSigner # signing", () => {
         maxPriorityFeePerGas: 1_000_000_000n,
       };
       expect(await signer.signTransaction(tx)).to.equal(await wallet.signTransaction(tx));
+    }
+  });
+
+  it("populates a plain send with the fields ethers' own populateTransaction gives", async () => {
+    // Fee data without a node: what the simulated provider does too.
+    class FixedFees extends JsonRpcProvider {
+      override async getFeeData(): Promise<FeeData> {
+        return new FeeData(7n, 2_000_000_001n, 1_000_000_000n);
+      }
+    }
+    const fees = new FixedFees("http://127.0.0.1:1/", network, { staticNetwork: network });
+    const signer = new SerialNonceSigner(key(3), fees);
+    const requests: TransactionRequest[] = [
+      {
+        to: market.toLowerCase(),
+        nonce: 4,
+        gasLimit: 200_000n,
+        data: MARKET.encodeFunctionData("postOffer", [7n, 11n]),
+      },
+      { to: market, nonce: 0, gasLimit: 21_000n, value: 5n, type: 2 },
+      { to: market, nonce: 9, gasLimit: 21_000n, chainId: 31337n, data: "0x" },
+      // Not the plain case: ethers' own path, with the same result by definition.
+      { to: market, nonce: 1, gasLimit: 21_000n, maxFeePerGas: 9n, maxPriorityFeePerGas: 1n },
+    ];
+    for (const tx of requests) {
+      const ours = await signer.populateTransaction(tx);
+      const theirs = await AbstractSigner.prototype.populateTransaction.call(signer, tx);
+      expect(
+        JSON.stringify(ours, (_k, v) => (typeof v === "bigint" ? `${v}n` : v)),
+        JSON.stringify(tx.to),
+      ).to.equal(
+        JSON.stringify(
+          Object.fromEntries(Object.keys(ours).map((k) => [k, (theirs as Record<string, unknown>)[k]])),
+          (_k, v) => (typeof v === "bigint" ? `${v}n` : v),
+        ),
+      );
+      expect(Object.keys(ours).sort()).to.deep.equal(Object.keys(theirs).sort());
     }
   });
 

@@ -79,18 +79,7 @@ describe("signTransactionWith # the bytes ethers' Wallet signs", () => {
 
   it("refuses a negative field and a priority fee above the fee cap, naming them", () => {
     const wallet = new Wallet(hex(32));
-    expect(() =>
-      signTransactionWith(getBytes(wallet.privateKey), {
-        type: 2,
-        chainId: 1n,
-        nonce: 0,
-        maxFeePerGas: 1n,
-        maxPriorityFeePerGas: 2n,
-        gasLimit: 21_000n,
-        to: wallet.address,
-      }),
-    ).to.throw(/maxPriorityFeePerGas: 2 is more than maxFeePerGas 1/);
-    expect(() =>
+    const sign = (fields: Partial<TransactionLike>) =>
       signTransactionWith(getBytes(wallet.privateKey), {
         type: 2,
         chainId: 1n,
@@ -99,9 +88,10 @@ describe("signTransactionWith # the bytes ethers' Wallet signs", () => {
         maxPriorityFeePerGas: 1n,
         gasLimit: 21_000n,
         to: wallet.address,
-        value: -1n,
-      }),
-    ).to.throw(/value: -1 is negative/);
+        ...fields,
+      });
+    expect(() => sign({ maxPriorityFeePerGas: 2n })).to.throw(/maxPriorityFeePerGas: 2 is more than maxFeePerGas 1/);
+    expect(() => sign({ value: -1n })).to.throw(/value: -1 is negative/);
   });
 
   it("refuses malformed raw transactions, naming what is wrong", () => {
