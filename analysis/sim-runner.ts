@@ -81,6 +81,8 @@ export interface SimRunOptions {
    * differs from the one built while the blocks were sealed (a test of SimLedger). Default false.
    */
   verifyLedger?: boolean;
+  /** Called once the chain is up; for a chain process (anvil), with its pid. */
+  onChain?: (chain: { kind: SimChainKind; pid?: number }) => void;
   /** Called with the fraction of simulated time done, at most a few times a second. */
   onProgress?: (p: SimProgress) => void;
   log?: (line: string) => void;
@@ -135,14 +137,19 @@ export async function runSimWithClearing(opts: SimRunOptions): Promise<{ summary
   const wallStart = Date.now();
   const kind = opts.chain ?? "edr";
   check(kind === "edr" || kind === "anvil", "chain", `must be "edr" or "anvil", got "${kind}"`);
-  if (kind === "edr") return simulate(opts, wallStart, await createSimChainProvider(DEFAULT_SIM_CHAIN), "edr");
+  if (kind === "edr") {
+    const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
+    opts.onChain?.({ kind: "edr" });
+    return simulate(opts, wallStart, eip, "edr");
+  }
   check(!opts.verifyLedger, "verifyLedger", "needs the whole chain, which anvil prunes: use the edr chain");
   fs.mkdirSync(path.resolve(opts.outDir), { recursive: true });
   const anvil = await startAnvilSimChain(DEFAULT_SIM_CHAIN, {
     logFile: path.join(path.resolve(opts.outDir), "anvil.log"),
   });
   try {
-    return await simulate(opts, wallStart, anvil.eip, "anvil", () => processUsage(anvil.pid));
+    opts.onChain?.({ kind: "anvil", pid: anvil.pid });
+    return await simulate(opts, wallStart, anvil.eip, "anvil", () => processUsage(anvil.pid), anvil.died);
   } finally {
     await anvil.stop();
   }
@@ -154,7 +161,14 @@ async function simulate(
   eip: Eip1193,
   chainKind: SimChainKind,
   chainProcess?: () => SimSummary["chainProcess"],
+  chainDied?: Promise<never>,
 ): Promise<{ summary: SimSummary; clearingS: number[] }> {
+  // A chain process that dies ends the run at the next event, with its error, instead of every
+  // agent failing in turn until the deadline.
+  let chainError: unknown;
+  chainDied?.catch((e) => {
+    chainError = e;
+  });
   // Every agent's hashing goes through ethers; natively it costs a fifth, and digests are digests.
   useFastKeccakInEthers();
   const log = opts.log ?? (() => {});
@@ -389,7 +403,8 @@ async function simulate(
   runs.finally(() => {
     done = true;
   });
-  await clock.run({ stopWhen: () => done, untilMs: endMs, onEvent: progress });
+  await clock.run({ stopWhen: () => done || chainError !== undefined, untilMs: endMs, onEvent: progress });
+  if (chainError !== undefined) throw chainError;
   const drained = done ? (await runs).map((r) => r.drained) : prosumers.map(() => false);
   if (!done) {
     log(`households still trading at the deadline (${Math.round(endMs / 1000)} s simulated): stopped`);

@@ -21,6 +21,11 @@ export interface AnvilSimChain {
   eip: Eip1193;
   pid: number;
   url: string;
+  /**
+   * Rejects, naming the exit code or signal and anvil's last output, if anvil exits before stop():
+   * a run races it, so a dead chain ends the run at once instead of every agent failing in turn.
+   */
+  died: Promise<never>;
   stop(): Promise<void>;
 }
 
@@ -69,11 +74,27 @@ export async function startAnvilSimChain(spec: SimChainSpec, opts: { logFile?: s
       ],
     });
     const eip = new HttpEip1193(node.url);
+    let stopping = false;
+    const m = node.managed;
+    const died = m.exited.then((code) => {
+      const how = code === null ? `was killed by ${m.child.signalCode}` : `exited with code ${code}`;
+      const error = new PetraError(
+        "RPC_UNAVAILABLE",
+        `anvil (pid ${m.pid}), the simulated chain, ${how}${stopping ? "" : " during the run"}: ${m.output().slice(-500).trim() || "no output"}`,
+        { pid: m.pid },
+      );
+      if (!stopping) eip.fail(error);
+      throw error;
+    });
+    // Nobody may be waiting when it dies (between runs, or after stop()).
+    died.catch(() => {});
     return {
       eip,
-      pid: node.managed.pid,
+      pid: m.pid,
       url: node.url,
+      died,
       stop: async () => {
+        stopping = true;
         eip.close();
         await group.stopAll();
       },
@@ -92,12 +113,19 @@ export class HttpEip1193 implements Eip1193 {
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   readonly #url: URL;
   #id = 0;
+  #failed: Error | undefined;
 
   constructor(url: string) {
     this.#url = new URL(url);
   }
 
+  /** Every later request rejects with `error` (the node is known to be gone). */
+  fail(error: Error): void {
+    this.#failed = error;
+  }
+
   request(args: { method: string; params?: unknown[] }): Promise<unknown> {
+    if (this.#failed) return Promise.reject(this.#failed);
     const body = JSON.stringify({ jsonrpc: "2.0", id: ++this.#id, method: args.method, params: args.params ?? [] });
     return new Promise((resolve, reject) => {
       const req = http.request(

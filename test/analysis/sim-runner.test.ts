@@ -168,6 +168,39 @@ describe("simulated mode on anvil (petra sim --chain anvil)", function () {
     expect(readDataset(path.join(a, "ledger.jsonl")).transactions.length).to.equal(s.transactions.total);
   });
 
+  it("ends the run with an error naming anvil when it dies mid-run", async () => {
+    let pid: number | undefined;
+    let killed = false;
+    let lastFraction = 0;
+    let err: Error | undefined;
+    try {
+      await runSim({
+        ...small,
+        intervals: 4,
+        outDir: tmp("anvil-dies"),
+        seed: 2,
+        onChain: (c) => {
+          pid = c.pid;
+        },
+        onProgress: (p) => {
+          lastFraction = p.fraction;
+          if (!killed && p.fraction > 0.3 && pid !== undefined) {
+            killed = true;
+            process.kill(pid, "SIGKILL");
+          }
+        },
+      });
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(killed).to.equal(true);
+    expect(err?.message).to.match(
+      new RegExp(`anvil \\(pid ${pid}\\), the simulated chain, was killed by SIGKILL during the run`),
+    );
+    // Ended soon after, in simulated time too: not at the scenario's deadline after every agent failed in turn.
+    expect(lastFraction).to.be.lessThan(0.95);
+  });
+
   it("refuses verifyLedger (anvil prunes the chain it would read back) and an unknown chain", async () => {
     const cases: [Partial<SimRunOptions>, RegExp][] = [
       [{ verifyLedger: true }, /verifyLedger: needs the whole chain, which anvil prunes/],
