@@ -30,11 +30,12 @@ MARKET.forEachEvent((e: EventFragment) => {
 
 /**
  * Checksummed addresses by lower-case hex. getAddress hashes each one (Keccak), and the same few
- * thousand pseudonyms appear in log after log; cleared when it grows large, so memory stays bounded.
+ * thousand pseudonyms appear in log after log (and in the ledger's transactions); cleared when it
+ * grows large, so memory stays bounded.
  */
 const CHECKSUMMED = new Map<string, string>();
 
-function checksummed(lowerHex: string): string {
+export function checksummed(lowerHex: string): string {
   let a = CHECKSUMMED.get(lowerHex);
   if (a === undefined) {
     if (CHECKSUMMED.size >= 200_000) CHECKSUMMED.clear();

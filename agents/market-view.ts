@@ -69,14 +69,8 @@ export class HouseholdMarketView {
 
   /** Applies the logs after the last one applied; returns their events (decoded by `decode`), in order. */
   apply<L extends LogPosition>(logs: Iterable<L>, decode: (log: L) => MarketEvent | undefined): MarketEvent[] {
-    const events: MarketEvent[] = [];
-    for (const log of logs) {
-      if (!this.#cursor.take(log)) continue;
-      const ev = decode(log);
-      if (!ev) continue;
-      events.push(ev);
-      this.#applyOne(ev);
-    }
+    const events = this.#cursor.fresh(logs, decode);
+    for (const ev of events) this.#applyOne(ev);
     return events;
   }
 

@@ -52,7 +52,7 @@ export function signTransactionWith(privateKey: Uint8Array, fields: TxFields): S
     const signedHex = `02${rlpList([...body, rlpString(quantity(sig.recovery, "yParity")), rlpString(quantity(sig.r, "r")), rlpString(quantity(sig.s, "s"))])}`;
     tx.signature = Signature.from({ r: `0x${r}`, s: `0x${s}`, v: sig.recovery ? 0x1c : 0x1b });
     const serialized = `0x${signedHex}`;
-    return { tx, serialized, hash: hexOf(keccak256Bytes(Buffer.from(signedHex, "hex"))) };
+    return { tx, serialized, hash: txHashOf(serialized) };
   }
   const sig = signDigest(Buffer.from(tx.unsignedHash.slice(2), "hex"), privateKey);
   tx.signature = Signature.from({
@@ -61,13 +61,18 @@ export function signTransactionWith(privateKey: Uint8Array, fields: TxFields): S
     v: sig.recovery ? 0x1c : 0x1b,
   });
   const serialized = tx.serialized;
-  return { tx, serialized, hash: hexOf(keccak256Bytes(Buffer.from(serialized.slice(2), "hex"))) };
+  return { tx, serialized, hash: txHashOf(serialized) };
 }
 
 /** RLP of the empty list. */
 const LIST_EMPTY = "c0";
 
-function hexOf(bytes: Uint8Array): string {
+/**
+ * The hash of a signed transaction (0x hex): Keccak-256 of its bytes, as a flat string. ethers'
+ * hex strings are ropes of one piece per byte (~2.6 KB each), and hashes are kept by the thousand.
+ */
+export function txHashOf(raw: string): string {
+  const bytes = keccak256Bytes(Buffer.from(raw.slice(2), "hex"));
   return `0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}`;
 }
 

@@ -23,10 +23,11 @@ import { SimSockets } from "../agents/sim/sim-network";
 import { DEFAULT_SIM_CHAIN, type Eip1193, SimNode } from "../agents/sim/sim-node";
 import { PaperStrategy } from "../agents/strategy-paper";
 import { loopbackAddressFor } from "../agents/transport-direct";
+import { txHashOf } from "../agents/tx-encoding";
 import { datasetLines } from "../attacks/dataset";
 import { readDatasetFromProvider } from "../attacks/dataset-rpc";
 import { check, PetraError } from "../common/errors";
-import { keccak256Bytes, useFastKeccakInEthers } from "../common/fast-crypto";
+import { useFastKeccakInEthers } from "../common/fast-crypto";
 import { createRng, type Rng } from "../common/rng";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { HouseholdRecord } from "./clearing-times";
@@ -224,8 +225,7 @@ async function simulate(
           observed.push({
             sourceAddress: sourceOf.get(r.identity) ?? "unknown",
             atMs: r.atMs,
-            // A flat string: ethers' hex strings are ropes of one piece per byte (~2.6 KB each), and
-            // this list holds one per transaction until the run ends.
+            // This list holds one per transaction until the run ends: a flat string (txHashOf).
             txHash: txHashOf(r.params[0] as string),
           });
         };
@@ -521,9 +521,4 @@ function processUsage(pid: number): SimSummary["chainProcess"] {
   } catch {
     return undefined;
   }
-}
-
-/** Keccak-256 of a 0x-hex signed transaction, its hash, as a flat 0x-hex string. */
-function txHashOf(raw: string): string {
-  return `0x${Buffer.from(keccak256Bytes(Buffer.from(raw.slice(2), "hex"))).toString("hex")}`;
 }

@@ -204,6 +204,17 @@ export class LogCursor {
     this.#lastIndex = log.logIndex;
     return true;
   }
+
+  /** The events of the logs after the last one taken (decoded by `decode`), in order; takes them all. */
+  fresh<L extends LogPosition>(logs: Iterable<L>, decode: (log: L) => MarketEvent | undefined): MarketEvent[] {
+    const events: MarketEvent[] = [];
+    for (const log of logs) {
+      if (!this.take(log)) continue;
+      const ev = decode(log);
+      if (ev) events.push(ev);
+    }
+    return events;
+  }
 }
 
 /**
@@ -228,12 +239,7 @@ export class MarketReplay {
 
   /** Applies the logs after the last one applied; returns the events applied (decoded by `decode`), in order. */
   apply<L extends LogPosition>(logs: Iterable<L>, decode: (log: L) => MarketEvent | undefined): MarketEvent[] {
-    const events: MarketEvent[] = [];
-    for (const log of logs) {
-      if (!this.#cursor.take(log)) continue;
-      const ev = decode(log);
-      if (ev) events.push(ev);
-    }
+    const events = this.#cursor.fresh(logs, decode);
     replayMarket(events, this.state, this.#opts);
     return events;
   }

@@ -1,9 +1,8 @@
-import { getAddress } from "ethers";
 import { type Dataset, type EventRecord, emptyDataset, sortDataset, type TxRecord } from "../../attacks/dataset";
 import { toMarketEvent } from "../../attacks/market-replay";
 import { check } from "../../common/errors";
 import type { Cancel } from "../interfaces";
-import { decodeMarketLog } from "../market-log";
+import { checksummed, decodeMarketLog } from "../market-log";
 import type { RawLog, SealedBlock, SimNode } from "./sim-node";
 
 /**
@@ -20,8 +19,6 @@ export class SimLedger {
   readonly #early: { log: RawLog; timestampS: number }[] = [];
   #market: string | undefined;
   readonly #sub: Cancel;
-  /** Checksummed addresses by lower-case address: a day's pseudonyms send several transactions each. */
-  readonly #checksummed = new Map<string, string>();
 
   constructor(node: SimNode) {
     this.#sub = node.onBlock((b) => this.#take(b));
@@ -57,15 +54,6 @@ export class SimLedger {
     return ds;
   }
 
-  #address(a: string): string {
-    let c = this.#checksummed.get(a);
-    if (c === undefined) {
-      c = getAddress(a);
-      this.#checksummed.set(a, c);
-    }
-    return c;
-  }
-
   #take(b: SealedBlock): void {
     b.transactions.forEach((tx, i) => {
       const receipt = b.receipts[i];
@@ -79,8 +67,8 @@ export class SimLedger {
       this.#transactions.push({
         kind: "tx",
         hash: tx.hash.toLowerCase(),
-        from: this.#address(tx.from.toLowerCase()),
-        to: tx.to == null ? null : this.#address(tx.to.toLowerCase()),
+        from: checksummed(tx.from.toLowerCase()),
+        to: tx.to == null ? null : checksummed(tx.to.toLowerCase()),
         valueWei: BigInt(tx.value),
         gasPriceWei: BigInt(receipt.effectiveGasPrice ?? receipt.gasPrice ?? tx.gasPrice ?? 0),
         gasUsed: BigInt(receipt.gasUsed),

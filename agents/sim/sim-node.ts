@@ -308,14 +308,13 @@ export class SimNode {
    * lands between them.
    */
   async #blockReceipts(blockNumber: string, hashes: string[]): Promise<(RawReceipt | null)[]> {
-    const txs = hashes.map((hash) => ({ hash }));
-    if (txs.length === 0) return [];
+    if (hashes.length === 0) return [];
     if (this.#hasBlockReceipts !== false) {
       try {
         const all = (await this.#request("eth_getBlockReceipts", [blockNumber], true)) as RawReceipt[] | null;
         this.#hasBlockReceipts = true;
         const byHash = new Map((all ?? []).map((r) => [r.transactionHash.toLowerCase(), r]));
-        return txs.map((t) => byHash.get(t.hash.toLowerCase()) ?? null);
+        return hashes.map((h) => byHash.get(h.toLowerCase()) ?? null);
       } catch (e) {
         // Only a chain without the method falls back; any other failure is the chain's and is reported.
         if (
@@ -327,7 +326,7 @@ export class SimNode {
       }
     }
     return (await Promise.all(
-      txs.map((t) => this.#request("eth_getTransactionReceipt", [t.hash], true)),
+      hashes.map((h) => this.#request("eth_getTransactionReceipt", [h], true)),
     )) as (RawReceipt | null)[];
   }
 

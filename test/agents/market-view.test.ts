@@ -7,6 +7,7 @@ import { runSim } from "../../analysis/sim-runner";
 import { readDataset } from "../../attacks/dataset";
 import { readGroundTruth } from "../../attacks/ground-truth";
 import { type MarketEvent, type MarketState, replayMarket } from "../../attacks/market-replay";
+import { DAYTIME_30 } from "../fixtures/sim";
 
 interface Block {
   number: number;
@@ -143,12 +144,7 @@ describe("HouseholdMarketView # what a household reads equals the whole market's
   it("on a simulated market of 30 households, each household alone and with one registry shared by all", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petra-view-"));
     await runSim({
-      scenario: "generated-100",
-      households: 30,
-      intervals: 2,
-      windowStart: "10:00",
-      blocks: "exp:8000",
-      offerChoice: "random",
+      ...DAYTIME_30,
       outDir: dir,
       seed: 9,
       observer: false,

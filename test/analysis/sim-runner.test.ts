@@ -8,6 +8,7 @@ import { runSim, type SimRunOptions } from "../../analysis/sim-runner";
 import { readDataset } from "../../attacks/dataset";
 import { parseGroundTruth } from "../../attacks/ground-truth";
 import { createRng } from "../../common/rng";
+import { DAYTIME_30 } from "../fixtures/sim";
 
 const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `petra-sim-${name}-`));
 
@@ -52,12 +53,7 @@ describe("simulated mode (petra sim)", function () {
     // verifyLedger reads the chain back as `petra live` does and throws LEDGER_UNREADABLE on the first differing line.
     const dir = tmp("ledger");
     const s = await runSim({
-      scenario: "generated-100",
-      households: 30,
-      intervals: 2,
-      windowStart: "10:00",
-      blocks: "exp:8000",
-      offerChoice: "random",
+      ...DAYTIME_30,
       outDir: dir,
       seed: 5,
       verifyLedger: true,
