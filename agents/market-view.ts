@@ -14,8 +14,11 @@ export type AssetCreation = Extract<MarketEvent, { name: "AssetAdded" | "AssetSp
 
 /**
  * Assets by id as created, from the market's logs. One registry can serve every household of a
- * process (simulated mode): each registers what its logs create, and reads only assets whose
- * creation it has already replayed, so a shared one answers exactly what its own would.
+ * process (simulated mode): each view registers the assets its household owns as their creation
+ * arrives, and looks an asset up only when an offer of it arrives, which its owner could send only
+ * after its own view had applied the creation. So a shared registry answers exactly what a
+ * registry of its own would, provided it is shared by the views of every household that trades
+ * (a simulation's are all in one process); the other views skip other households' creations.
  */
 export type AssetRegistry = Map<bigint, AssetCreation>;
 
@@ -25,6 +28,28 @@ export type AssetRegistry = Map<bigint, AssetCreation>;
  * households would otherwise each allocate their own copy of every offer.
  */
 const OFFERS = new WeakMap<MarketEvent, ReplayedOffer>();
+
+/**
+ * Another household's asset as every view that did not own it sees it while it is on offer (by
+ * the OfferPosted event), and after the offer is rescinded (by the OfferRescinded event): one
+ * frozen object for all households instead of one copy each. Views never mutate these; a view
+ * replaces the object when the asset's state changes, and households a block behind keep theirs.
+ */
+const OFFERED_ASSETS = new WeakMap<MarketEvent, ReplayedAsset>();
+const RESCINDED_ASSETS = new WeakMap<MarketEvent, ReplayedAsset>();
+
+function sharedAsset(
+  cache: WeakMap<MarketEvent, ReplayedAsset>,
+  ev: MarketEvent,
+  make: () => ReplayedAsset,
+): ReplayedAsset {
+  let a = cache.get(ev);
+  if (a === undefined) {
+    a = Object.freeze(make());
+    cache.set(ev, a);
+  }
+  return a;
+}
 
 const ownerOf = (c: AssetCreation): string => (c.name === "AssetAdded" ? c.anonAddress : c.owner);
 
@@ -86,15 +111,10 @@ export class HouseholdMarketView {
     return { owner: ownerOf(c), powerW: c.powerW, start: c.start, end: c.end, locked: false };
   }
 
-  /** An asset in the view, or from the registry (then kept: it is on offer now). */
-  #offeredAsset(id: bigint): ReplayedAsset {
-    let a = this.state.assets.get(id);
-    if (a === undefined) {
-      const c = this.#registry.get(id);
-      if (c === undefined) throw new Error(`market view: an offer for unknown asset ${id}`);
-      a = this.#fromCreation(c);
-      this.state.assets.set(id, a);
-    }
+  /** An asset in the view, or undefined. */
+  #asset(id: bigint, why: string): ReplayedAsset {
+    const a = this.state.assets.get(id);
+    if (a === undefined) throw new Error(`market view: ${why} for unknown asset ${id}`);
     return a;
   }
 
@@ -103,18 +123,31 @@ export class HouseholdMarketView {
     switch (ev.name) {
       case "AssetAdded":
       case "AssetSplit":
-        if (!this.#registry.has(ev.assetID)) this.#registry.set(ev.assetID, ev);
-        if (this.#isMine(ownerOf(ev))) assets.set(ev.assetID, this.#fromCreation(ev));
+        // A shared registry learns an asset from its owner's view, which applies the creation
+        // before the owner can offer it, so before any view looks it up; a registry of its own
+        // has to hear of every asset.
+        if (this.#isMine(ownerOf(ev))) {
+          if (!this.#registry.has(ev.assetID)) this.#registry.set(ev.assetID, ev);
+          assets.set(ev.assetID, this.#fromCreation(ev));
+        } else if (this.#prunesRegistry) this.#registry.set(ev.assetID, ev);
         return;
       case "FinancialAdded":
         this.#add(ev.anonAddress, ev.amount);
         return;
       case "FinancialDeposited":
-        this.#add(ev.anonAddress, -ev.amount);
+        if (this.#isMine(ev.anonAddress)) this.#add(ev.anonAddress, -ev.amount);
         return;
       case "OfferPosted": {
-        const a = this.#offeredAsset(ev.assetID);
-        a.locked = true;
+        let a = assets.get(ev.assetID);
+        if (a === undefined) {
+          const c = this.#registry.get(ev.assetID);
+          if (c === undefined) throw new Error(`market view: an offer for unknown asset ${ev.assetID}`);
+          a = sharedAsset(OFFERED_ASSETS, ev, () => ({ ...this.#fromCreation(c), locked: true }));
+          assets.set(ev.assetID, a);
+        } else if (Object.isFrozen(a)) {
+          a = sharedAsset(OFFERED_ASSETS, ev, () => ({ ...(a as ReplayedAsset), locked: true }));
+          assets.set(ev.assetID, a);
+        } else a.locked = true;
         let offer = OFFERS.get(ev);
         if (offer === undefined) {
           offer = Object.freeze({
@@ -126,35 +159,48 @@ export class HouseholdMarketView {
           OFFERS.set(ev, offer);
         }
         offers.set(ev.offerID, offer);
-        if (a.powerW < 0n) this.#add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        // Guarded here, not only in #add: the cost's BigInt arithmetic is most of a view's work
+        // when a thousand households apply every bid.
+        if (a.powerW < 0n && this.#isMine(a.owner))
+          this.#add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
         return;
       }
       case "OfferRescinded": {
         const o = offers.get(ev.offerID);
         if (!o) throw new Error(`market view: rescinded unknown offer ${ev.offerID}`);
-        const a = this.#offeredAsset(o.assetID);
-        a.locked = false;
-        if (a.powerW < 0n) this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        let a = this.#asset(o.assetID, "a rescinded offer");
+        if (Object.isFrozen(a)) {
+          const locked = a;
+          a = sharedAsset(RESCINDED_ASSETS, ev, () => ({ ...locked, locked: false }));
+          assets.set(o.assetID, a);
+        } else a.locked = false;
+        if (a.powerW < 0n && this.#isMine(o.poster))
+          this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
         offers.delete(ev.offerID);
         return;
       }
       case "OfferAccepted": {
         const o = offers.get(ev.offerID);
         if (!o) throw new Error(`market view: accepted unknown offer ${ev.offerID}`);
-        const a = this.#offeredAsset(o.assetID);
+        const a = this.#asset(o.assetID, "an accepted offer");
         // The accepting asset: ours if we hold it; anyone else's balance is not kept.
         const b = assets.get(ev.assetID);
         const bOwner = b?.owner ?? ZERO_ADDRESS;
         if (a.powerW > 0n) {
-          this.#add(bOwner, -ev.payment);
+          if (this.#isMine(bOwner)) this.#add(bOwner, -ev.payment);
           this.#add(o.poster, ev.payment);
         } else {
           this.#add(bOwner, ev.payment);
-          this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
+          if (this.#isMine(o.poster))
+            this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
         }
-        a.owner = ZERO_ADDRESS;
-        a.locked = false;
-        if (b) b.owner = ZERO_ADDRESS;
+        // Retired: what a holder of the object sees, unless the object is shared (households a
+        // block behind still see the offer open); the view drops both assets either way.
+        if (!Object.isFrozen(a)) {
+          a.owner = ZERO_ADDRESS;
+          a.locked = false;
+        }
+        if (b && !Object.isFrozen(b)) b.owner = ZERO_ADDRESS;
         offers.delete(ev.offerID);
         assets.delete(o.assetID);
         assets.delete(ev.assetID);
@@ -166,7 +212,7 @@ export class HouseholdMarketView {
       }
       case "AssetDeposited": {
         const a = assets.get(ev.assetID);
-        if (a) a.owner = ZERO_ADDRESS;
+        if (a && !Object.isFrozen(a)) a.owner = ZERO_ADDRESS;
         assets.delete(ev.assetID);
         if (this.#prunesRegistry) this.#registry.delete(ev.assetID);
         return;

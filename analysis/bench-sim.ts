@@ -11,12 +11,12 @@
  * "evm-wait" is the wait for its answers, and its own CPU time is reported apart).
  *
  * PETRA_BENCH_SIM="100x96/anvil,1000x4@10:00/edr" sets the runs (households x intervals, optionally
- * from a time of day, optionally on a chain, default edr). The default ends with a whole day of 100
- * households (about 2 minutes); a day of 1,000 households does not fit in this machine's memory on
- * EDR and slows block by block on anvil (README, Throughput), so the default measures 1,000
- * households on a few intervals and says so. The default windows start at 10:00: a generated day's first hours are
- * night (no PV, no offers), and intervals without trades would make the extrapolation to a day
- * far too kind.
+ * from a time of day, optionally on a chain, default edr). The default ends with whole days: 100
+ * households (about 2 minutes), then 1,000 households (about 35 minutes, without the profiler).
+ * The shorter runs start at 10:00: a generated day's first hours are night (no PV, no offers), and
+ * intervals without trades would make the extrapolation to a day far too kind. Each run reports
+ * the CPU time of the main thread, EDR's threads and the rest (threadCpuS): the main thread's
+ * share of the wall time is how close the agents' JavaScript is to being the ceiling.
  */
 import * as fs from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -40,6 +40,13 @@ function category(url: string): string {
   if (/\/(agents|attacks)\//.test(url) && !url.includes("node_modules")) return "agent-logic";
   if (/node_modules\/better-sqlite3/.test(url)) return "dso-account-book";
   return "other";
+}
+
+/** Runs longer than this (households x intervals) are not profiled. */
+const MAX_PROFILED_HOUSEHOLD_INTERVALS = 20_000;
+
+async function unprofiled<T>(fn: () => Promise<T>): Promise<{ result: T; shares: null }> {
+  return { result: await fn(), shares: null };
 }
 
 async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; shares: Record<string, number> }> {
@@ -84,10 +91,44 @@ async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; shares: R
   return { result, shares: Object.fromEntries([...time].map(([k, t]) => [k, Number((t / total).toFixed(3))])) };
 }
 
+/**
+ * CPU seconds of this process's threads so far, by role: the main thread (agents, and the part
+ * of each chain call that runs on it), EDR's worker threads (tokio, where EDR executes and
+ * mines), and the rest (V8's GC helpers, libuv). Linux only; empty elsewhere.
+ */
+function threadCpuS(): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync("/proc/self/task");
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime and stime, in clock ticks of 1/100 s (USER_HZ).
+      const s = (Number(fields[11]) + Number(fields[12])) / 100;
+      const role = Number(tid) === process.pid ? "main" : name.startsWith("tokio") ? "edr" : "other";
+      out[role] = (out[role] ?? 0) + s;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+function threadCpuDelta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Number((v - (before[k] ?? 0)).toFixed(1))]));
+}
+
 async function main(): Promise<void> {
   // anvil first: the process's peak memory only grows, and EDR's runs would hide anvil's.
   const spec =
-    process.env.PETRA_BENCH_SIM ?? "100x8@10:00/anvil,1000x2@10:00/anvil,100x8@10:00/edr,1000x2@10:00/edr,100x96/edr";
+    process.env.PETRA_BENCH_SIM ??
+    "100x8@10:00/anvil,1000x2@10:00/anvil,100x8@10:00/edr,1000x2@10:00/edr,100x96/edr,1000x96/edr";
   const runs = spec.split(",").map((s) => {
     const m = /^(\d+)x(\d+)(?:@(\d\d:\d\d))?(?:\/(edr|anvil))?$/.exec(s.trim());
     if (!m) throw new Error(`PETRA_BENCH_SIM: "${s}" is not HOUSEHOLDSxINTERVALS[@HH:MM][/edr|/anvil]`);
@@ -104,8 +145,12 @@ async function main(): Promise<void> {
     const scenario = r.households <= 100 ? "generated-100" : "generated-1000";
     const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "petra-bench-sim-"));
     const cpu0 = process.cpuUsage();
+    const threads0 = threadCpuS();
     const load0 = os.loadavg()[0] ?? 0;
-    const { result, shares } = await profiled(() =>
+    // A whole day of 1,000 households runs without the profiler: its samples would take
+    // gigabytes, and the shorter runs show where the time goes.
+    const profile = r.households * r.intervals <= MAX_PROFILED_HOUSEHOLD_INTERVALS;
+    const { result, shares } = await (profile ? profiled : unprofiled)(() =>
       runSim({
         scenario,
         households: r.households,
@@ -120,6 +165,7 @@ async function main(): Promise<void> {
       }),
     );
     const cpu = process.cpuUsage(cpu0);
+    const threads = threadCpuDelta(threadCpuS(), threads0);
     const perInterval = result.wall.tradingS / r.intervals;
     const row = {
       chain: r.chain,
@@ -141,6 +187,7 @@ async function main(): Promise<void> {
       loadAverage1mAtStart: Number(load0.toFixed(2)),
       // Both threads (agents and the EVM's): less sensitive to a shared machine than wall time.
       cpuS: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)),
+      threadCpuS: threads,
       cpuMsPerMarketTx: Number(
         (
           (cpu.user + cpu.system) /
@@ -166,7 +213,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, crypto: cryptoBackend },
     measuredAt: new Date().toISOString(),
     goals: { marketTxPerWallS: 500, wallS1000x96: 900 },
-    note: "peakRssMB is the process's peak so far (runs go in order; anvil's runs first); chainProcessCpuS and chainProcessPeakRssMB are anvil's own. windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. loadAverage1m: the machine is shared, timings scale with it",
+    note: "peakRssMB is the process's peak so far (runs go in order; anvil's runs first); chainProcessCpuS and chainProcessPeakRssMB are anvil's own. windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. threadCpuS: CPU seconds of this process's main thread, EDR's threads and the rest (GC helpers). timeShares is null for runs too long to profile. loadAverage1m: the machine is shared, timings scale with it",
     results,
   };
   fs.writeFileSync(path.join(__dirname, "..", "bench", "sim.json"), `${JSON.stringify(out, null, 2)}\n`);

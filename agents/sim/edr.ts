@@ -1,6 +1,11 @@
 import { JsonRpcProvider, Network } from "ethers";
 import type { Eip1193, SimChainSpec } from "./sim-node";
 
+/** EDR's (undocumented, internal) bound on the block states it caches; its default is 100,000. */
+export const EDR_CACHED_STATES_VAR = "__EDR_MAX_CACHED_STATES";
+/** Block states a simulated run's chain caches (set the variable yourself to override). */
+export const SIM_EDR_CACHED_STATES = 32;
+
 /**
  * A fresh in-process Hardhat network (EDR) for one simulated run, built from the project's
  * Hardhat config with what a deterministic simulation needs: a fixed genesis date (block
@@ -10,6 +15,12 @@ import type { Eip1193, SimChainSpec } from "./sim-node";
  * `hardhat test` load it).
  */
 export async function createSimChainProvider(spec: SimChainSpec): Promise<Eip1193> {
+  // EDR keeps the whole state of up to 100,000 recent blocks in an LRU cache, one snapshot per
+  // block: a long day grows by the changed trie paths of every block (about 250 KB a block at
+  // 60,000 storage slots, measured), and a 1,000-household day ran this machine out of memory.
+  // Simulated runs read only the latest state; an older one is recomputed from EDR's per-block
+  // diffs if anyone asks. EDR reads the variable when it builds a provider, so it is set first.
+  process.env[EDR_CACHED_STATES_VAR] ??= String(SIM_EDR_CACHED_STATES);
   // Loaded here, not at the top: only simulated runs need the Hardhat runtime.
   const hre = require("hardhat");
   const { createProvider } = require("hardhat/internal/core/providers/construction");
@@ -32,7 +43,60 @@ export async function createSimChainProvider(spec: SimChainSpec): Promise<Eip119
     },
   };
   const config = { ...hre.config, networks: { ...hre.config.networks, hardhat } };
-  return (await createProvider(config, "hardhat", hre.artifacts)) as Eip1193;
+  const provider = (await createProvider(config, "hardhat", hre.artifacts)) as Eip1193;
+  const edr = edrHandleOf(provider);
+  if (edr === undefined) return provider;
+  return {
+    request: (args) => provider.request(args),
+    requestBatch: (calls) => edrBatch(edr, calls),
+  };
+}
+
+/** EDR's own provider object: one JSON-RPC request (or batch) in, one JSON reply out. */
+interface EdrHandle {
+  handleRequest(json: string): Promise<{ data: string | object }>;
+}
+
+/**
+ * EDR's provider under Hardhat's wrappers, which take one request at a time. Reached through
+ * Hardhat's internals (each wrapper keeps the next in `_wrappedProvider` or `_provider`): if a
+ * Hardhat release moves it, batches are not offered and the node sends calls one by one.
+ */
+function edrHandleOf(provider: unknown): EdrHandle | undefined {
+  let cur = provider as Record<string, unknown> | undefined;
+  for (let depth = 0; cur !== undefined && depth < 16; depth++) {
+    const inner = cur._provider as Record<string, unknown> | undefined;
+    if (typeof inner?.handleRequest === "function") return inner as unknown as EdrHandle;
+    cur = (cur._wrappedProvider ?? inner) as Record<string, unknown> | undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Calls answered in one request: EDR runs a batch in order under one lock and replies with every
+ * result, or with one error if any call failed (so a batch is for calls that do not fail in
+ * practice, such as reading receipts).
+ */
+async function edrBatch(edr: EdrHandle, calls: { method: string; params: unknown[] }[]): Promise<unknown[]> {
+  const body = JSON.stringify(calls.map((c, i) => ({ jsonrpc: "2.0", id: i, method: c.method, params: c.params })));
+  const reply = await edr.handleRequest(body);
+  const parsed = (typeof reply.data === "string" ? JSON.parse(reply.data) : reply.data) as {
+    result?: unknown;
+    error?: { code?: number; message?: string; data?: unknown };
+  };
+  if (parsed.error !== undefined) {
+    const e = new Error(`batch of ${calls.length} calls: ${parsed.error.message ?? "unknown error"}`) as Error & {
+      code?: number;
+      data?: unknown;
+    };
+    e.code = parsed.error.code;
+    e.data = parsed.error.data;
+    throw e;
+  }
+  const results = parsed.result;
+  if (!Array.isArray(results) || results.length !== calls.length)
+    throw new Error(`batch of ${calls.length} calls: EDR answered ${JSON.stringify(results)?.slice(0, 120)}`);
+  return results;
 }
 
 /**

@@ -10,6 +10,8 @@ import type { Delay } from "./distribution";
 /** An EIP-1193 provider: the in-process Hardhat network (EDR), or anything that speaks JSON-RPC objects. */
 export interface Eip1193 {
   request(args: { method: string; params?: unknown[] }): Promise<unknown>;
+  /** Several calls in one round trip, answered in order; rejects if any of them failed. */
+  requestBatch?(calls: { method: string; params: unknown[] }[]): Promise<unknown[]>;
 }
 
 /** A log as eth_getLogs returns it. */
@@ -304,8 +306,8 @@ export class SimNode {
   /**
    * The receipts of a block's transactions, in block order: one eth_getBlockReceipts where the
    * chain has it (anvil; a call per transaction costs anvil half a millisecond of JSON over HTTP),
-   * else one eth_getTransactionReceipt each (EDR), queued together so that no agent's request
-   * lands between them.
+   * else one batch of eth_getTransactionReceipt (EDR), else one call each, queued together so that
+   * no agent's request lands between them.
    */
   async #blockReceipts(blockNumber: string, hashes: string[]): Promise<(RawReceipt | null)[]> {
     if (hashes.length === 0) return [];
@@ -325,9 +327,34 @@ export class SimNode {
         this.#hasBlockReceipts = false;
       }
     }
+    if (this.#provider.requestBatch !== undefined)
+      return (await this.#batch(
+        "eth_getTransactionReceipt",
+        hashes.map((h) => [h]),
+      )) as (RawReceipt | null)[];
     return (await Promise.all(
       hashes.map((h) => this.#request("eth_getTransactionReceipt", [h], true)),
     )) as (RawReceipt | null)[];
+  }
+
+  /** One batch of calls to `method`, queued like any call, and waited for by the clock. */
+  #batch(method: string, paramsList: unknown[][]): Promise<unknown[]> {
+    const batch = this.#provider.requestBatch?.bind(this.#provider);
+    check(batch !== undefined, "provider", "does not answer batches");
+    this.#calls += paramsList.length;
+    const run = async () => {
+      const timed = this.#count(`${method} (batched)`);
+      timed.calls += paramsList.length;
+      const t0 = performance.now();
+      try {
+        return await batch(paramsList.map((params) => ({ method, params })));
+      } finally {
+        timed.wallMs += performance.now() - t0;
+      }
+    };
+    const result = this.#tail.then(run, run);
+    this.#tail = result.catch(() => undefined);
+    return this.#clock.track(result);
   }
 
   /**

@@ -5,11 +5,21 @@ import { devKey } from "../../../agents/dev-accounts";
 import { ANVIL_KEPT_BLOCKS, startAnvilSimChain } from "../../../agents/sim/anvil";
 import { SimClock } from "../../../agents/sim/clock-sim";
 import { parseDelay } from "../../../agents/sim/distribution";
-import { createSimChainProvider } from "../../../agents/sim/edr";
+import { createSimChainProvider, EDR_CACHED_STATES_VAR, SIM_EDR_CACHED_STATES } from "../../../agents/sim/edr";
 import { Link, SimChain, SimProvider } from "../../../agents/sim/sim-chain";
 import { DEFAULT_SIM_CHAIN, SimNode } from "../../../agents/sim/sim-node";
 import { createRng } from "../../../common/rng";
 import { EnergyMarket__factory } from "../../../typechain-types";
+
+/** A fresh simulated chain, and dev account 0 signing over one link of `rpcLatency`. */
+async function devSignerOnSimChain(rpcLatency: string, seed: number) {
+  const clock = new SimClock();
+  const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
+  const node = await SimNode.start(eip, clock, DEFAULT_SIM_CHAIN.genesisDate);
+  const link = new Link(parseDelay(rpcLatency, "rpc"), createRng(seed));
+  const provider = new SimProvider({ node, clock, link, chainId: DEFAULT_SIM_CHAIN.chainId, identity: "dev0" });
+  return { clock, eip, node, signer: new SerialNonceSigner(devKey(0), provider) };
+}
 
 describe("simulated chain", () => {
   it("deploys, sends and mines on the simulated clock, with the latency the link draws", async () => {
@@ -55,13 +65,11 @@ describe("simulated chain", () => {
   });
 
   it("answers receipts of recent blocks from memory, the chain's own answer, and none for a hash in no block", async () => {
-    const clock = new SimClock();
-    const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
-    const node = await SimNode.start(eip, clock, DEFAULT_SIM_CHAIN.genesisDate);
-    const link = new Link(parseDelay("constant:2", "rpc"), createRng(1));
-    const provider = new SimProvider({ node, clock, link, chainId: DEFAULT_SIM_CHAIN.chainId, identity: "a" });
-    const signer = new SerialNonceSigner(devKey(0), provider);
-    const fromChain = () => node.stats.callsByMethod.eth_getTransactionReceipt?.calls ?? 0;
+    const { clock, eip, node, signer } = await devSignerOnSimChain("constant:2", 1);
+    const byMethod = () => node.stats.callsByMethod;
+    const fromChain = () =>
+      (byMethod().eth_getTransactionReceipt?.calls ?? 0) +
+      (byMethod()["eth_getTransactionReceipt (batched)"]?.calls ?? 0);
     const { sent, sealed } = await clock.runUntil(
       (async () => {
         const sent = [];
@@ -72,8 +80,9 @@ describe("simulated chain", () => {
     );
     expect(sealed.txHashes).to.deep.equal(sent.map((t) => t.hash));
     expect(sealed.receipts.map((r) => r.transactionHash)).to.deep.equal(sealed.txHashes);
-    // The node read each receipt once, while sealing.
+    // The node read each receipt once, while sealing, in one batch (EDR has no eth_getBlockReceipts).
     expect(fromChain()).to.equal(3);
+    expect(byMethod()["eth_getTransactionReceipt (batched)"]?.calls).to.equal(3);
     const hash = sent[1]?.hash as string;
     const remembered = await clock.runUntil(node.request("eth_getTransactionReceipt", [hash]), "a receipt");
     expect(remembered).to.deep.equal(await eip.request({ method: "eth_getTransactionReceipt", params: [hash] }));
@@ -92,6 +101,51 @@ describe("simulated chain", () => {
       remembered,
     );
     expect(fromChain()).to.equal(4);
+  });
+
+  it("answers a batch in order, and rejects a batch with a failing call, naming it", async () => {
+    const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
+    const batch = eip.requestBatch?.bind(eip);
+    expect(batch, "EDR's provider offers batches").to.not.equal(undefined);
+    if (batch === undefined) return;
+    const [chainId, head, none] = await batch([
+      { method: "eth_chainId", params: [] },
+      { method: "eth_blockNumber", params: [] },
+      { method: "eth_getTransactionReceipt", params: [`0x${"ab".repeat(32)}`] },
+    ]);
+    expect([chainId, head, none]).to.deep.equal([`0x${DEFAULT_SIM_CHAIN.chainId.toString(16)}`, "0x0", null]);
+    let err: unknown;
+    try {
+      await batch([
+        { method: "eth_blockNumber", params: [] },
+        { method: "eth_sendRawTransaction", params: ["0x1234"] },
+      ]);
+    } catch (e) {
+      err = e;
+    }
+    expect(String(err)).to.match(/batch of 2 calls: .*transaction/i);
+  });
+
+  it("keeps answering for old blocks with EDR's state cache bounded", async () => {
+    // The cache is bounded (edr.ts) so that a long day's memory stays flat; a state older than it
+    // is rebuilt from EDR's per-block diffs, with the same answer.
+    expect(Number(process.env[EDR_CACHED_STATES_VAR])).to.be.greaterThan(0);
+    const { clock, eip, node, signer } = await devSignerOnSimChain("constant:1", 3);
+    const to = `0x${"33".repeat(20)}`;
+    const blocks = SIM_EDR_CACHED_STATES * 3;
+    await clock.runUntil(
+      (async () => {
+        for (let i = 0; i < blocks; i++) {
+          await signer.sendTransaction({ to, value: 1n, gasLimit: 21_000n });
+          await node.mine();
+        }
+      })(),
+      "blocks",
+    );
+    for (const n of [1, 2, SIM_EDR_CACHED_STATES, blocks]) {
+      const balance = await eip.request({ method: "eth_getBalance", params: [to, `0x${n.toString(16)}`] });
+      expect(BigInt(balance as string), `balance at block ${n}`).to.equal(BigInt(n));
+    }
   });
 
   it("numbers a new signer after the mempool without asking the node for its pending state", async () => {
