@@ -92,12 +92,12 @@ async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; shares: R
 }
 
 /**
- * CPU seconds of this process's threads so far, by role: the main thread (agents, and the part
- * of each chain call that runs on it), EDR's worker threads (tokio, where EDR executes and
- * mines), and the rest (V8's GC helpers, libuv). Linux only; empty elsewhere.
+ * CPU seconds of this process's threads so far, by thread id, with each thread's role: the main
+ * thread (agents, and the part of each chain call that runs on it), EDR's worker threads (tokio,
+ * where EDR executes and mines), and the rest (V8's GC helpers, libuv). Linux only; empty elsewhere.
  */
-function threadCpuS(): Record<string, number> {
-  const out: Record<string, number> = {};
+function threadCpuS(): Map<string, { role: string; s: number }> {
+  const out = new Map<string, { role: string; s: number }>();
   let tasks: string[];
   try {
     tasks = fs.readdirSync("/proc/self/task");
@@ -112,7 +112,7 @@ function threadCpuS(): Record<string, number> {
       // utime and stime, in clock ticks of 1/100 s (USER_HZ).
       const s = (Number(fields[11]) + Number(fields[12])) / 100;
       const role = Number(tid) === process.pid ? "main" : name.startsWith("tokio") ? "edr" : "other";
-      out[role] = (out[role] ?? 0) + s;
+      out.set(tid, { role, s });
     } catch {
       // The thread ended between the listing and the read.
     }
@@ -120,8 +120,18 @@ function threadCpuS(): Record<string, number> {
   return out;
 }
 
-function threadCpuDelta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Number((v - (before[k] ?? 0)).toFixed(1))]));
+/**
+ * CPU seconds each role's threads spent between two readings, thread by thread: a thread that
+ * ended meanwhile (an earlier run's EDR workers) drops out instead of counting against the rest,
+ * and one that ended before the second reading is missing from it (its time is lost).
+ */
+function threadCpuDelta(
+  after: Map<string, { role: string; s: number }>,
+  before: Map<string, { role: string; s: number }>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [tid, t] of after) out[t.role] = (out[t.role] ?? 0) + t.s - (before.get(tid)?.s ?? 0);
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Number(v.toFixed(1))]));
 }
 
 async function main(): Promise<void> {

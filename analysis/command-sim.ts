@@ -37,7 +37,7 @@ export function withSimOptions(cmd: Command): Command {
     .addOption(
       new Option(
         "--chain <kind>",
-        'the chain: "edr", the in-process Hardhat network, or "anvil", a child process that prunes old states and receipts (flat memory for long runs of many households)',
+        'the chain: "edr", the in-process Hardhat network, or "anvil", a child process that prunes old states and receipts (flat memory, but each block costs more as the market storage grows; README, Throughput)',
       )
         .choices(["edr", "anvil"])
         .default("edr"),

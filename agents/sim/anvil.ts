@@ -32,10 +32,11 @@ export interface AnvilSimChain {
 /**
  * An anvil process set up as the simulated chain: the same genesis time, accounts, balances,
  * gas limit and FIFO mempool as the in-process network, mining only when asked (`--no-mining`),
- * and (why it exists) pruning: EDR keeps every state and receipt of a run, ~37 KB of native
- * memory per transaction, which is what stopped a 1,000-household day at 16 GB. anvil keeps
- * ANVIL_KEPT_STATES states and the transactions of ANVIL_KEPT_BLOCKS blocks, so memory stays flat.
- * Requests go over one keep-alive HTTP connection on loopback.
+ * and pruning: anvil keeps ANVIL_KEPT_STATES states and the transactions of ANVIL_KEPT_BLOCKS
+ * blocks, so its memory stays flat, where EDR keeps every block and receipt (its cache of whole
+ * states is bounded in edr.ts). anvil recomputes the state root over the whole state at every
+ * block, though, so its blocks cost more as the market's storage grows. Requests go over one
+ * keep-alive HTTP connection on loopback.
  */
 export async function startAnvilSimChain(spec: SimChainSpec, opts: { logFile?: string } = {}): Promise<AnvilSimChain> {
   const genesisS = Math.floor(Date.parse(spec.genesisDate) / 1000);
