@@ -200,6 +200,11 @@ export class SimNode {
         timed.wallMs += performance.now() - t0;
       }
     };
+    return this.#enqueue(run, answerAtMs);
+  }
+
+  /** Runs `run` after every call queued before it, and has the clock track it (SimClock.track). */
+  #enqueue<T>(run: () => Promise<T>, answerAtMs?: number): Promise<T> {
     const result = this.#tail.then(run, run);
     this.#tail = result.catch(() => undefined);
     return this.#clock.track(result, answerAtMs);
@@ -352,9 +357,7 @@ export class SimNode {
         timed.wallMs += performance.now() - t0;
       }
     };
-    const result = this.#tail.then(run, run);
-    this.#tail = result.catch(() => undefined);
-    return this.#clock.track(result);
+    return this.#enqueue(run);
   }
 
   /**
