@@ -111,7 +111,7 @@ export class HouseholdMarketView {
     return { owner: ownerOf(c), powerW: c.powerW, start: c.start, end: c.end, locked: false };
   }
 
-  /** An asset in the view, or undefined. */
+  /** An asset in the view; throws, naming `why`, if the view does not hold it. */
   #asset(id: bigint, why: string): ReplayedAsset {
     const a = this.state.assets.get(id);
     if (a === undefined) throw new Error(`market view: ${why} for unknown asset ${id}`);
@@ -135,7 +135,7 @@ export class HouseholdMarketView {
         this.#add(ev.anonAddress, ev.amount);
         return;
       case "FinancialDeposited":
-        if (this.#isMine(ev.anonAddress)) this.#add(ev.anonAddress, -ev.amount);
+        this.#add(ev.anonAddress, -ev.amount);
         return;
       case "OfferPosted": {
         let a = assets.get(ev.assetID);
@@ -159,10 +159,7 @@ export class HouseholdMarketView {
           OFFERS.set(ev, offer);
         }
         offers.set(ev.offerID, offer);
-        // Guarded here, not only in #add: the cost's BigInt arithmetic is most of a view's work
-        // when a thousand households apply every bid.
-        if (a.powerW < 0n && this.#isMine(a.owner))
-          this.#add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (a.powerW < 0n) this.#add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
         return;
       }
       case "OfferRescinded": {
@@ -174,8 +171,7 @@ export class HouseholdMarketView {
           a = sharedAsset(RESCINDED_ASSETS, ev, () => ({ ...locked, locked: false }));
           assets.set(o.assetID, a);
         } else a.locked = false;
-        if (a.powerW < 0n && this.#isMine(o.poster))
-          this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (a.powerW < 0n) this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
         offers.delete(ev.offerID);
         return;
       }
@@ -187,12 +183,11 @@ export class HouseholdMarketView {
         const b = assets.get(ev.assetID);
         const bOwner = b?.owner ?? ZERO_ADDRESS;
         if (a.powerW > 0n) {
-          if (this.#isMine(bOwner)) this.#add(bOwner, -ev.payment);
+          this.#add(bOwner, -ev.payment);
           this.#add(o.poster, ev.payment);
         } else {
           this.#add(bOwner, ev.payment);
-          if (this.#isMine(o.poster))
-            this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
+          this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
         }
         // Retired: what a holder of the object sees, unless the object is shared (households a
         // block behind still see the offer open); the view drops both assets either way.

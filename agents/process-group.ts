@@ -136,3 +136,15 @@ export async function waitForOutput(m: Managed, pattern: RegExp, timeoutMs: numb
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * CPU seconds (user + system) and the command name in a /proc/<pid>/stat or
+ * /proc/<pid>/task/<tid>/stat text. The name sits in parentheses and may hold spaces, so the
+ * fields are counted after the last ")": utime and stime are the 12th and 13th there. Linux
+ * reports them in clock ticks of 1/100 s (USER_HZ) on every architecture Node runs on.
+ */
+export function cpuFromProcStat(stat: string): { name: string; cpuS: number } {
+  const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { name, cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
+}

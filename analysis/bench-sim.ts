@@ -22,6 +22,7 @@ import * as fs from "node:fs";
 import { Session } from "node:inspector/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import { cpuFromProcStat } from "../agents/process-group";
 import type { SimChainKind } from "../agents/sim/anvil";
 import { cryptoBackend } from "../common/fast-crypto";
 import { runSim } from "./sim-runner";
@@ -106,13 +107,9 @@ function threadCpuS(): Map<string, { role: string; s: number }> {
   }
   for (const tid of tasks) {
     try {
-      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // utime and stime, in clock ticks of 1/100 s (USER_HZ).
-      const s = (Number(fields[11]) + Number(fields[12])) / 100;
+      const { name, cpuS } = cpuFromProcStat(fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8"));
       const role = Number(tid) === process.pid ? "main" : name.startsWith("tokio") ? "edr" : "other";
-      out.set(tid, { role, s });
+      out.set(tid, { role, s: cpuS });
     } catch {
       // The thread ended between the listing and the read.
     }

@@ -10,6 +10,7 @@ import { publicKeyHex, type SigningKey, signingKeyFromHex } from "../agents/enve
 import { householdParts } from "../agents/household-agent";
 import { HouseholdRegistry } from "../agents/household-registry";
 import type { AssetRegistry } from "../agents/market-view";
+import { cpuFromProcStat } from "../agents/process-group";
 import { Prosumer, type ProsumerRecord } from "../agents/prosumer";
 import { withdrawerFor } from "../agents/prosumer-process";
 import { PseudonymWallet } from "../agents/pseudonym-wallet";
@@ -511,13 +512,9 @@ async function simulate(
 /** CPU seconds (user + system) and peak resident memory of a running process, from /proc (Linux); undefined elsewhere. */
 function processUsage(pid: number): SimSummary["chainProcess"] {
   try {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
+    const { cpuS } = cpuFromProcStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
     const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-    // Linux reports times in clock ticks of 1/100 s (USER_HZ) on every architecture Node runs on.
-    return { pid, cpuS: ticks / 100, peakRssMB: hwm ? Math.round(Number(hwm[1]) / 1024) : 0 };
+    return { pid, cpuS, peakRssMB: hwm ? Math.round(Number(hwm[1]) / 1024) : 0 };
   } catch {
     return undefined;
   }
