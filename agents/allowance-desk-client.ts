@@ -30,6 +30,13 @@ import { RequestTracker } from "./request-tracker";
  * Like the DSO client, a retry re-sends the same requestId in a fresh envelope and the desk
  * answers it with the same outcome; it rejects (DSO_UNAVAILABLE) only when no answer came.
  * Answers not signed by the DSO's key are dropped.
+ *
+ * A retry does not go over the connection its attempt went unanswered on: the client replaces it
+ * by a new one, over a fresh circuit in Tor mode (Transport.zmqConnect with freshCircuit), and
+ * sends the other requests waiting on it again there (fresh envelopes, same requestIds; what was
+ * queued on the old connection is dropped with it). libzmq's own reconnects keep the socket's
+ * SOCKS credentials, and tor may keep attaching them to a circuit that leads nowhere (see
+ * TorTransport.zmqConnect); a connection that is up can lose its far end the same way.
  */
 export interface AllowanceDeskClientOptions {
   endpoint: string;
@@ -38,24 +45,46 @@ export interface AllowanceDeskClientOptions {
   clock: Clock;
   /** The DSO's Ed25519 public key, hex: answers signed by anything else are dropped. */
   dsoPublicKeyHex: string;
-  transport?: Transport;
+  /** How the connection leaves (its identity is `householdId`). Default: straight to `endpoint`. */
+  transport?: Pick<Transport, "zmqConnect">;
   /** Wait per attempt. Default 30 000 (an answer comes once the insertion is mined). */
   timeoutMs?: number;
   /** Default 3. */
   attempts?: number;
   onError?: (error: unknown) => void;
+  /** A line per replaced connection, saying why. Default: silent. */
+  log?: (line: string) => void;
+}
+
+/** What the client did with its connections. */
+export interface DeskConnectionStats {
+  /** Connections opened, the first one included. */
+  connections: number;
+  /** Connections replaced before a retry, after an attempt went unanswered on them. */
+  replaced: number;
+}
+
+/** One ZeroMQ connection to the desk; replaced, never reopened. */
+interface DeskConnection {
+  readonly dealer: Dealer;
+  /** Counts from 1 with each connection the client opens. */
+  readonly generation: number;
 }
 
 export class AllowanceDeskClient {
   readonly householdId: string;
   readonly #key: SigningKey;
   readonly #clock: Clock;
-  readonly #dealer: Dealer;
+  readonly #endpoint: string;
+  readonly #transport?: Pick<Transport, "zmqConnect">;
   readonly #dsoKey: Uint8Array;
   readonly #timeoutMs: number;
   readonly #attempts: number;
   readonly #onError?: (error: unknown) => void;
+  readonly #log?: (line: string) => void;
   readonly #requests: RequestTracker<undefined>;
+  readonly #stats: DeskConnectionStats = { connections: 0, replaced: 0 };
+  #connection: DeskConnection;
   #sendChain: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -65,25 +94,39 @@ export class AllowanceDeskClient {
       "endpoint",
       "must be a ZeroMQ endpoint string",
     );
+    check(
+      typeof opts.householdId === "string" && opts.householdId.length > 0,
+      "householdId",
+      "must be a non-empty string",
+    );
     check(/^[0-9a-f]{64}$/.test(opts.dsoPublicKeyHex ?? ""), "dsoPublicKeyHex", "must be 32 bytes of lower-case hex");
-    check(opts.timeoutMs === undefined || opts.timeoutMs > 0, "timeoutMs", "must be > 0");
+    check(
+      opts.timeoutMs === undefined || (Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0),
+      "timeoutMs",
+      `must be a number > 0, got ${opts.timeoutMs}`,
+    );
     check(
       opts.attempts === undefined || (Number.isInteger(opts.attempts) && opts.attempts >= 1),
       "attempts",
-      "must be >= 1",
+      `must be an integer >= 1, got ${opts.attempts}`,
     );
     this.householdId = opts.householdId;
     this.#key = typeof opts.key === "string" ? signingKeyFromHex(opts.key) : opts.key;
     this.#clock = opts.clock;
+    this.#endpoint = opts.endpoint;
+    if (opts.transport) this.#transport = opts.transport;
     this.#requests = new RequestTracker(opts.clock);
     this.#dsoKey = hexToBytes(opts.dsoPublicKeyHex);
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     this.#attempts = opts.attempts ?? 3;
     this.#onError = opts.onError;
-    this.#dealer = new Dealer({ linger: 0 });
-    if (opts.transport) opts.transport.zmqConnect(this.#dealer, opts.endpoint, opts.householdId);
-    else this.#dealer.connect(opts.endpoint);
-    void this.#receiveLoop();
+    this.#log = opts.log;
+    this.#connection = this.#open(false);
+  }
+
+  /** Connections opened and replaced so far (a copy). */
+  stats(): DeskConnectionStats {
+    return { ...this.#stats };
   }
 
   requestAllowance(r: {
@@ -143,7 +186,7 @@ export class AllowanceDeskClient {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#dealer.close();
+    this.#connection.dealer.close();
     this.#requests.rejectAll(
       (id) => new PetraError("DSO_UNAVAILABLE", `desk client closed while waiting for "${id}"`, { requestId: id }),
     );
@@ -152,30 +195,82 @@ export class AllowanceDeskClient {
   async #call(message: DeskMessage & { requestId: string }): Promise<DeskAnswer> {
     if (this.#closed) throw new PetraError("DSO_UNAVAILABLE", "desk client is closed");
     const { requestId } = message;
-    const sealed = () =>
-      sealDeskEnvelope({ from: this.householdId, key: this.#key, message, timestampMs: this.#clock.now() });
+    // The connection this request's last envelope went out on.
+    let sentOn = 0;
     return (await this.#requests.call(
       requestId,
       undefined,
       { attempts: this.#attempts, timeoutMs: this.#timeoutMs },
-      () => {
-        const bytes = sealed();
-        this.#sendChain = this.#sendChain
-          .then(() => (this.#closed ? undefined : this.#dealer.send(bytes)))
-          .catch((e) => this.#onError?.(e));
+      (attempt) => {
+        // A retry: the attempt before went unanswered over this connection, so the retry does not
+        // use it (unless another request replaced it since).
+        if (attempt > 1 && sentOn === this.#connection.generation) {
+          this.#replace(
+            `no answer to "${requestId}" within ${this.#timeoutMs} ms (attempt ${attempt - 1} of ${this.#attempts})`,
+            requestId,
+          );
+        }
+        sentOn = this.#connection.generation;
+        this.#send(
+          sealDeskEnvelope({ from: this.householdId, key: this.#key, message, timestampMs: this.#clock.now() }),
+        );
       },
       () =>
         new PetraError(
           "DSO_UNAVAILABLE",
-          `no answer from the allowance desk for "${requestId}" after ${this.#attempts} x ${this.#timeoutMs} ms`,
-          { requestId },
+          `no answer from the allowance desk for "${requestId}" after ${this.#attempts} x ${this.#timeoutMs} ms` +
+            ` (${this.#stats.connections} connection(s) tried)`,
+          { requestId, endpoint: this.#endpoint, connections: this.#stats.connections },
         ),
     )) as DeskAnswer;
   }
 
-  async #receiveLoop(): Promise<void> {
+  /** Queues `bytes` on the current connection, in order with the sends before. */
+  #send(bytes: Uint8Array): void {
+    const { dealer } = this.#connection;
+    this.#sendChain = this.#sendChain
+      .then(() => (this.#closed || dealer.closed ? undefined : dealer.send(bytes)))
+      .catch((e) => {
+        // A send on a connection replaced meanwhile fails with it; its requests went out again.
+        if (!dealer.closed) this.#onError?.(e);
+      });
+  }
+
+  /** A new connection: the first, or a replacement over a fresh circuit. */
+  #open(freshCircuit: boolean): DeskConnection {
+    const dealer = new Dealer({ linger: 0 });
     try {
-      for await (const frames of this.#dealer) {
+      if (this.#transport) {
+        this.#transport.zmqConnect(dealer, this.#endpoint, this.householdId, freshCircuit ? { freshCircuit } : {});
+      } else {
+        dealer.connect(this.#endpoint);
+      }
+    } catch (e) {
+      dealer.close();
+      throw e;
+    }
+    void this.#receiveLoop(dealer);
+    return { dealer, generation: ++this.#stats.connections };
+  }
+
+  /**
+   * Drops the current connection (and what is queued on it) for a new one over a fresh circuit,
+   * and sends the waiting requests again on it, all but `except` (whose retry sends it).
+   */
+  #replace(reason: string, except: string): void {
+    const old = this.#connection;
+    old.dealer.close();
+    this.#connection = this.#open(true);
+    this.#stats.replaced++;
+    this.#log?.(
+      `desk connection ${old.generation} replaced by ${this.#connection.generation} (fresh circuit): ${reason}`,
+    );
+    this.#requests.resendAll(except);
+  }
+
+  async #receiveLoop(dealer: Dealer): Promise<void> {
+    try {
+      for await (const frames of dealer) {
         const opened = openDeskEnvelope(frames[frames.length - 1], {
           nowMs: this.#clock.now(),
           maxClockSkewMs: Number.MAX_SAFE_INTEGER,
@@ -216,7 +311,8 @@ export class AllowanceDeskClient {
         }
       }
     } catch (e) {
-      if (!this.#closed) this.#onError?.(e);
+      // Closing a connection (the client's, or a replaced one) ends its loop with an error.
+      if (!this.#closed && !dealer.closed) this.#onError?.(e);
     }
   }
 }

@@ -31,8 +31,22 @@ export interface JsonRpcProviderOptions {
 
 /** The part of a zeromq.js socket a transport needs. */
 export interface ZmqConnectable {
-  socksProxy: string | null;
   connect(endpoint: string): void;
+  /** zeromq.js: true once the socket is closed. */
+  readonly closed?: boolean;
+  /** zeromq.js: the socket's event observer; a transport that holds something per connection frees it on "end". */
+  readonly events?: { on(type: "end", listener: () => void): unknown };
+}
+
+/** Options of Transport.zmqConnect. */
+export interface ZmqConnectOptions {
+  /**
+   * Tor mode: new SOCKS credentials for `identity` before this connection (its later streams use
+   * them too; streams in flight are left alone), so that tor builds new circuits for it instead of
+   * attaching it to ones it still holds for the identity: for a new connection that replaces one
+   * that was of no use. Direct mode: no effect. Default false.
+   */
+  freshCircuit?: boolean;
 }
 
 /** An HTTP destination as a transport routes it (Transport.httpRoute). */
@@ -55,9 +69,10 @@ export interface Transport {
    * Connects a ZeroMQ socket to `endpoint` so that the connection leaves as `identity`: from the
    * household's source address in direct mode ("tcp://127.0.0.7:0;127.0.0.1:5555"), through the Tor
    * client's SOCKS port with a per-identity username (its own circuit) in Tor mode. A method, not an
-   * endpoint string, because Tor mode must also set socket options.
+   * endpoint string, because Tor mode needs more than an endpoint (a local SOCKS tunnel per socket,
+   * TorTransport.zmqConnect). `options.freshCircuit`: see ZmqConnectOptions.
    */
-  zmqConnect(socket: ZmqConnectable, endpoint: string, identity: string): void;
+  zmqConnect(socket: ZmqConnectable, endpoint: string, identity: string, options?: ZmqConnectOptions): void;
   /**
    * How plain HTTP requests to `url` (the relayer's API) leave as `identity`: from the household's
    * source address in direct mode; in Tor mode over the identity's circuit, or, when `subject` (the

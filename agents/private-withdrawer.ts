@@ -845,7 +845,7 @@ export async function startPrivateWithdrawer(o: {
     transport: o.transport,
     timeoutMs: c.deskTimeoutMs,
     attempts: 4,
-    ...(o.log ? { onError: (e: unknown) => o.log?.(`desk answer dropped: ${String(e)}`) } : {}),
+    ...(o.log ? { onError: (e: unknown) => o.log?.(`desk answer dropped: ${String(e)}`), log: o.log } : {}),
   });
   const prover = new Prover();
   const vaults: Partial<Record<Direction, string>> = {};
@@ -871,6 +871,7 @@ export async function startPrivateWithdrawer(o: {
         transport: pseudonymRoute(o.transport, o.householdId, address),
         timeoutMs: c.deskTimeoutMs,
         attempts: 4,
+        ...(o.log ? { log: (line: string) => o.log?.(`deposit-back ${address}: ${line}`) } : {}),
       }),
     prover,
     store: PrivateStore.open(c.storeFile, o.householdId),
@@ -904,8 +905,8 @@ function pseudonymRoute(transport: Transport, householdId: string, address: stri
   return new Proxy(transport, {
     get(target, prop) {
       if (prop === "zmqConnect") {
-        return (socket: Parameters<Transport["zmqConnect"]>[0], endpoint: string) =>
-          target.zmqConnect(socket, endpoint, identity);
+        return (...[socket, endpoint, , options]: Parameters<Transport["zmqConnect"]>) =>
+          target.zmqConnect(socket, endpoint, identity, options);
       }
       const v = Reflect.get(target, prop, target);
       return typeof v === "function" ? v.bind(target) : v;

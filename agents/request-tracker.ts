@@ -32,6 +32,9 @@ export interface PendingRequest<T> {
 interface Entry<T> extends PendingRequest<T> {
   sent: number;
   refused: number;
+  /** The attempt under way (1-based), 0 before the first send. */
+  attempt: number;
+  send: (attempt: number) => void;
 }
 
 export interface AttemptOptions {
@@ -49,15 +52,15 @@ export class RequestTracker<T> {
   }
 
   /**
-   * Sends (sendAttempt seals and queues one fresh envelope) until an answer settles the request,
-   * up to `attempts` times; then throws what `unavailable` makes. The request stays registered,
-   * and answers reach it through get(), until this returns.
+   * Sends (sendAttempt(attempt) seals and queues one fresh envelope; attempt counts from 1) until
+   * an answer settles the request, up to `attempts` times; then throws what `unavailable` makes.
+   * The request stays registered, and answers reach it through get(), until this returns.
    */
   async call(
     requestId: string,
     tag: T,
     options: AttemptOptions,
-    sendAttempt: () => void,
+    sendAttempt: (attempt: number) => void,
     unavailable: () => Error,
   ): Promise<unknown> {
     check(!this.#pending.has(requestId), "requestId", `"${requestId}" is already in flight on this client`);
@@ -69,6 +72,8 @@ export class RequestTracker<T> {
         reject,
         sent: 0,
         refused: 0,
+        attempt: 0,
+        send: sendAttempt,
         answersRequest: (reason) => {
           if (!ENVELOPE_REFUSALS.has(reason)) return true;
           const e = entry as Entry<T>;
@@ -80,8 +85,9 @@ export class RequestTracker<T> {
     let timer: Cancel | undefined;
     try {
       for (let attempt = 1; attempt <= options.attempts; attempt++) {
+        (entry as Entry<T>).attempt = attempt;
         (entry as Entry<T>).sent++;
-        sendAttempt();
+        sendAttempt(attempt);
         const timedOut = new Promise<"timeout">((resolve) => {
           timer = this.clock.schedule(this.clock.now() + options.timeoutMs, () => resolve("timeout"));
         });
@@ -93,6 +99,19 @@ export class RequestTracker<T> {
     } finally {
       timer?.cancel();
       this.#pending.delete(requestId);
+    }
+  }
+
+  /**
+   * Sends every request in flight except `except` once more, as part of the attempt under way
+   * (sendAttempt with its current number; its timer runs on): for a client that replaced its
+   * connection, whose queued envelopes went with the old one.
+   */
+  resendAll(except?: string): void {
+    for (const [id, e] of this.#pending) {
+      if (id === except || e.attempt === 0) continue;
+      e.sent++;
+      e.send(e.attempt);
     }
   }
 

@@ -7,13 +7,12 @@
  * newCircuit(identity) moves one identity to a fresh circuit without disturbing the others
  * (NEWNYM, by contrast, retires every circuit the client has).
  *
- * ZeroMQ: libzmq speaks SOCKS5 itself (ZMQ_SOCKS_PROXY, zeromq.js `socksProxy`) and passes
- * hostnames unresolved, so "tcp://<x>.onion:port" works. ZMQ_SOCKS_USERNAME/PASSWORD (99/100) are
- * DRAFT options in libzmq 4.3.3+; zeromq.js 6 has them commented out but the bundled libzmq (4.3.5,
- * draft API on) accepts them through the socket's setStringOption, which is how configureZmqSocket
- * gives each identity its own circuit. A connect() endpoint string alone cannot carry a socket
- * option, so `Transport.zmqEndpoint` is not enough in Tor mode: callers must also call
- * configureZmqSocket(socket, identity) (or zmqConnect) before connect.
+ * ZeroMQ: zmqConnect gives each socket a SocksTunnel (agents/tor/socks-tunnel.ts), a local port
+ * whose connections it carries through the SOCKS port with the identity's credentials, hostnames
+ * unresolved ("tcp://<x>.onion:port" works); the socket connects to that port in plain TCP. Not
+ * libzmq's own SOCKS client (ZMQ_SOCKS_PROXY with the DRAFT ZMQ_SOCKS_USERNAME): closing a socket
+ * while it waits to reconnect after a refused SOCKS CONNECT aborts the process in libzmq 4.3.5, and
+ * its CONNECT has no timeout. `Transport.zmqEndpoint` alone is not enough in Tor mode: use zmqConnect.
  *
  * One circuit per pseudonym: an agent builds one provider for its household, but the requests on it
  * belong to different pseudonyms. With `isolation: "address"` each request goes over the circuit of
@@ -28,8 +27,10 @@
  * unless its effect on the node cannot be repeated safely (eth_getFilterChanges would lose the logs
  * of the lost answer; LiveChain recreates its filter instead). A retried eth_sendRawTransaction first
  * asks the node whether it already has the transaction (its hash is known locally), so a transaction
- * the node got before the answer was lost is neither sent twice nor reported as failed. stats() counts
- * all of it, for the fault inventory.
+ * the node got before the answer was lost is neither sent twice nor reported as failed. A ZeroMQ
+ * connection whose SOCKS CONNECT tor leaves unanswered for `zmqConnectTimeoutMs` is closed (libzmq
+ * reconnects) and its identity takes new credentials, so the reconnect gets circuits of its own
+ * (see zmqConnect). stats() counts all of it, for the fault inventory.
  */
 import { createHash } from "node:crypto";
 import {
@@ -45,7 +46,8 @@ import {
 import { SocksProxyAgent } from "socks-proxy-agent";
 import { z } from "zod";
 import { check, PetraError } from "../common/errors";
-import type { HttpRoute, JsonRpcProviderOptions, Transport, ZmqConnectable } from "./interfaces";
+import type { HttpRoute, JsonRpcProviderOptions, Transport, ZmqConnectable, ZmqConnectOptions } from "./interfaces";
+import { SocksTunnel, type SocksTunnelStats } from "./tor/socks-tunnel";
 import { TorControl } from "./tor/tor-control";
 import type { TorClientEndpoint } from "./tor/tor-network";
 
@@ -77,6 +79,13 @@ export interface TorTransportOptions {
    * ms from its first failure. Default 0: no retry, the error goes to the caller.
    */
   retryBudgetMs?: number;
+  /**
+   * How long a ZeroMQ connection's SOCKS CONNECT may wait for tor's answer before it is given up
+   * and its identity takes new credentials, ms. An onion connection is answered in 1-5 s on the
+   * lab's network (more with hop delays); tor itself gives up after its SocksTimeout (30 s in the
+   * private network, 2 min by default). Default 15 000.
+   */
+  zmqConnectTimeoutMs?: number;
 }
 
 export type TorIsolation = "identity" | "address";
@@ -96,6 +105,8 @@ export const torTransportConfigSchema = z
     isolationSalt: z.string().min(1),
     isolation: z.enum(["identity", "address"]).default("address"),
     retryBudgetMs: z.number().int().min(0).default(0),
+    /** See TorTransportOptions.zmqConnectTimeoutMs. */
+    zmqConnectTimeoutMs: z.number().int().positive().optional(),
     /** Where the process writes stats() as JSON when it ends (the runner's fault inventory reads it). */
     statsFile: z.string().min(1).optional(),
   })
@@ -119,6 +130,7 @@ export function torTransportFromConfig(
     isolationSalt: config.isolationSalt,
     isolation: config.isolation,
     retryBudgetMs: config.retryBudgetMs,
+    ...(config.zmqConnectTimeoutMs !== undefined ? { zmqConnectTimeoutMs: config.zmqConnectTimeoutMs } : {}),
     ...(chainId !== undefined ? { chainId } : {}),
   });
 }
@@ -141,8 +153,10 @@ export interface TorTransportStats {
   byMethod: Record<string, { failedAttempts: number; recovered: number; gaveUp: number }>;
   /** Distinct circuits asked for (SOCKS usernames), i.e. identities and pseudonyms that sent something. */
   circuits: number;
-  /** The last few errors, "method: message". */
+  /** The last few errors, "method: message" (ZeroMQ connections: "zmq host:port: ..."). */
   lastErrors: string[];
+  /** ZeroMQ connections' SOCKS CONNECTs: made, answered, and given up (timeouts), refused or broken; tunnels open. */
+  zmq: SocksTunnelStats & { tunnelsOpen: number };
 }
 
 /** JSON-RPC methods whose request changes what the node answers next: retrying could lose data. */
@@ -214,12 +228,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** The subset of a zeromq.js socket configureZmqSocket touches. */
-export type ZmqSocksSocket = ZmqConnectable;
-
-const ZMQ_SOCKS_USERNAME = 99;
-const ZMQ_SOCKS_PASSWORD = 100;
-
 export class TorTransport implements Transport {
   readonly kind = "tor" as const;
   private readonly epochs = new Map<string, number>();
@@ -229,7 +237,11 @@ export class TorTransport implements Transport {
   /** Transaction hash -> sender (lower case), from eth_sendRawTransaction; bounded. */
   private readonly senders = new Map<string, string>();
   private readonly usernames = new Set<string>();
-  private readonly counters: TorTransportStats = {
+  private readonly tunnels = new Set<SocksTunnel>();
+  /** What tunnels closed so far carried (stats() adds the open ones). */
+  private readonly closedTunnels: SocksTunnelStats = { attempts: 0, connected: 0, timeouts: 0, refused: 0, broken: 0 };
+  private closed = false;
+  private readonly counters: Omit<TorTransportStats, "zmq"> = {
     requests: 0,
     failedAttempts: 0,
     recovered: 0,
@@ -249,6 +261,12 @@ export class TorTransport implements Transport {
       'must be "identity" or "address"',
     );
     check((options.retryBudgetMs ?? 0) >= 0, "retryBudgetMs", "must be >= 0");
+    check(
+      options.zmqConnectTimeoutMs === undefined ||
+        (Number.isFinite(options.zmqConnectTimeoutMs) && options.zmqConnectTimeoutMs > 0),
+      "zmqConnectTimeoutMs",
+      `must be a number > 0, got ${options.zmqConnectTimeoutMs}`,
+    );
   }
 
   /** Counters of requests, failures and retries so far (a copy). */
@@ -258,7 +276,17 @@ export class TorTransport implements Transport {
       byMethod: Object.fromEntries(Object.entries(this.counters.byMethod).map(([m, c]) => [m, { ...c }])),
       circuits: this.usernames.size,
       lastErrors: [...this.counters.lastErrors],
+      zmq: this.zmqStats(),
     };
+  }
+
+  private zmqStats(): TorTransportStats["zmq"] {
+    const sum = { ...this.closedTunnels };
+    for (const t of this.tunnels) {
+      const s = t.stats();
+      for (const k of Object.keys(sum) as (keyof SocksTunnelStats)[]) sum[k] += s[k];
+    }
+    return { ...sum, tunnelsOpen: this.tunnels.size };
   }
 
   /** The identity whose circuit `call` goes over, for a provider of `identity`. */
@@ -307,37 +335,11 @@ export class TorTransport implements Transport {
 
   /**
    * The endpoint to connect to (its onion rewrite, if any). Not sufficient on its own in Tor mode:
-   * the socket must also go through configureZmqSocket(socket, identity).
+   * connect through zmqConnect.
    */
   zmqEndpoint(endpoint: string, _identity: string): string {
     check(endpoint.startsWith("tcp://"), "endpoint", "only tcp:// endpoints can go through Tor", { endpoint });
     return this.route(endpoint);
-  }
-
-  /** Points a zeromq socket at the Tor SOCKS port with this identity's isolation credentials. */
-  configureZmqSocket(socket: ZmqSocksSocket, identity: string): void {
-    socket.socksProxy = `${this.options.client.socksHost}:${this.options.client.socksPort}`;
-    const username = this.socksUsername(identity);
-    this.usernames.add(username);
-    // zeromq.js 6 does not expose the DRAFT options; its native setter does (see file comment).
-    const native = socket as unknown as { setStringOption?: (id: number, value: string) => void };
-    if (typeof native.setStringOption !== "function") {
-      throw new PetraError(
-        "TOR_CONTROL_FAILED",
-        "this zeromq build cannot set ZMQ_SOCKS_USERNAME; circuits would be shared",
-      );
-    }
-    try {
-      native.setStringOption.call(socket, ZMQ_SOCKS_USERNAME, username);
-      native.setStringOption.call(socket, ZMQ_SOCKS_PASSWORD, "petra");
-    } catch (e) {
-      throw new PetraError(
-        "TOR_CONTROL_FAILED",
-        "libzmq rejected ZMQ_SOCKS_USERNAME (needs libzmq >= 4.3.3 built with the draft API); circuits would be shared",
-        {},
-        { cause: e },
-      );
-    }
   }
 
   /**
@@ -355,10 +357,77 @@ export class TorTransport implements Transport {
     return { url: this.route(url), agent: this.agentFor(circuit) };
   }
 
-  /** configureZmqSocket + connect to the routed endpoint. */
-  zmqConnect(socket: ZmqSocksSocket, endpoint: string, identity: string): void {
-    this.configureZmqSocket(socket, identity);
-    socket.connect(this.zmqEndpoint(endpoint, identity));
+  /**
+   * Connects `socket` to the routed endpoint through Tor on `identity`'s circuit: through a
+   * SocksTunnel of its own (see the file comment), closed with the socket (its "end" event) or with
+   * the transport. The socket connects once the tunnel listens (a tick later); what is sent before
+   * waits in the socket.
+   *
+   * New credentials for the identity (its later streams use them too; streams in flight are left
+   * alone), so that tor builds new circuits instead of attaching a connection to ones it holds for
+   * the identity's old credentials: with `freshCircuit` before connecting, and after a CONNECT tor
+   * left unanswered for zmqConnectTimeoutMs. Seen after the desk's onion service restarted: a new
+   * pseudonym's first connection was introduced through a stale introduction point, which
+   * acknowledged it, so its rendezvous circuit waited for a service that never came; tor attached
+   * every reconnect with the same credentials to that circuit until it expired 90 s later, while
+   * other pseudonyms reached the restarted desk in a second.
+   */
+  zmqConnect(socket: ZmqConnectable, endpoint: string, identity: string, options: ZmqConnectOptions = {}): void {
+    check(identity.length > 0, "identity", "must be non-empty");
+    const routed = this.zmqEndpoint(endpoint, identity);
+    const m = /^tcp:\/\/([^:/]+|\[[0-9a-fA-F:.]+\]):(\d+)$/.exec(routed);
+    check(m !== null, "endpoint", `must be tcp://host:port, got "${endpoint}" (routed to "${routed}")`, { endpoint });
+    const [, host, port] = m as unknown as [string, string, string];
+    if (this.closed) throw new PetraError("TOR_CONTROL_FAILED", "this TorTransport is closed", { endpoint });
+    if (options.freshCircuit) this.rotate(identity);
+    const where = `zmq ${host}:${port}`;
+    const opening = SocksTunnel.open({
+      socksHost: this.options.client.socksHost,
+      socksPort: this.options.client.socksPort,
+      host: host.replace(/^\[(.*)\]$/, "$1"),
+      port: Number(port),
+      username: () => {
+        const username = this.socksUsername(identity);
+        this.usernames.add(username);
+        return username;
+      },
+      ...(this.options.zmqConnectTimeoutMs !== undefined ? { connectTimeoutMs: this.options.zmqConnectTimeoutMs } : {}),
+      onFailure: (f) => {
+        const what = f.reason === "refused" && f.code !== undefined ? `refused (SOCKS reply ${f.code})` : f.reason;
+        this.counters.lastErrors = [
+          ...this.counters.lastErrors.slice(-9),
+          `${where}: SOCKS CONNECT ${what} after ${Math.round(f.afterMs)} ms`,
+        ];
+        // Unanswered: whatever tor holds for these credentials is stuck; the reconnect takes new
+        // ones (unless something rotated them meanwhile).
+        if (f.reason === "timeout" && f.username === this.socksUsername(identity)) this.rotate(identity);
+      },
+    });
+    opening.then(
+      (tunnel) => {
+        if (this.closed || socket.closed) {
+          tunnel.close();
+          return;
+        }
+        this.tunnels.add(tunnel);
+        const release = () => {
+          if (!this.tunnels.delete(tunnel)) return;
+          const s = tunnel.stats();
+          for (const k of Object.keys(s) as (keyof SocksTunnelStats)[]) this.closedTunnels[k] += s[k];
+          tunnel.close();
+        };
+        socket.events?.on("end", release);
+        try {
+          socket.connect(`tcp://127.0.0.1:${tunnel.port}`);
+        } catch (e) {
+          release();
+          this.counters.lastErrors = [...this.counters.lastErrors.slice(-9), `${where}: connect failed: ${String(e)}`];
+        }
+      },
+      (e: unknown) => {
+        this.counters.lastErrors = [...this.counters.lastErrors.slice(-9), `${where}: ${String(e)}`];
+      },
+    );
   }
 
   /** New SOCKS credentials for `identity`'s next streams, leaving its streams in flight alone. */
@@ -397,6 +466,13 @@ export class TorTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.tunnels) {
+      const s = t.stats();
+      for (const k of Object.keys(s) as (keyof SocksTunnelStats)[]) this.closedTunnels[k] += s[k];
+      t.close();
+    }
+    this.tunnels.clear();
     for (const p of this.providers) p.destroy();
     this.providers.clear();
     for (const a of this.agents.values()) a.destroy();

@@ -688,9 +688,10 @@ export class TorNetwork {
         lines.push("VanguardsLiteEnabled 0");
         lines.push(p.socksPort ? `SocksPort 127.0.0.1:${p.socksPort}` : "SocksPort 0");
         // A SOCKS request tor cannot attach waits SocksTimeout (default 2 min) before tor answers
-        // it. libzmq's SOCKS connect has no timeout of its own, so after a relay died a ZeroMQ
-        // socket sat on such a request for the rest of a run (measured). 30 s lets it reconnect; 15 s
-        // was too short for a client to find an onion service again after the service restarted.
+        // it; a client without a timeout of its own then sits on it (libzmq's SOCKS connect did,
+        // for the rest of a run after a relay died: measured). The ZeroMQ tunnel now gives up at
+        // 15 s by itself; 30 s bounds every other client, and 15 s was too short for a client to
+        // find an onion service again after the service restarted.
         if (p.socksPort) lines.push("SocksTimeout 30");
       }
       await writeFile(join(p.dataDir, "torrc"), `${lines.join("\n")}\n`);

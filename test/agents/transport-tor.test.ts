@@ -25,6 +25,7 @@ import { loopbackAddressFor } from "../../agents/transport-direct";
 import { rpcSubject, TorTransport, torTransportConfigSchema, torTransportFromConfig } from "../../agents/transport-tor";
 import { RelayerClient } from "../../mixer/relayer-client";
 import type { RelayRequest } from "../../mixer/relayer-protocol";
+import { fakeSocksProxy } from "../fixtures/socks";
 
 // Hardhat's well-known development keys (accounts #0 and #1 of "test test ... junk").
 const DSO_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -85,6 +86,131 @@ describe("TorTransport # rpcSubject (which pseudonym a JSON-RPC call concerns)",
     expect(rpcSubject({ method: "eth_call", params: [{ to: a }, "latest"] })).to.equal(undefined);
     expect(rpcSubject({ method: "eth_getFilterChanges", params: ["0x1"] })).to.equal(undefined);
     expect(rpcSubject({ method: "eth_blockNumber", params: [] })).to.equal(undefined);
+  });
+});
+
+describe("TorTransport # zmqConnect (through a fake SOCKS proxy, no tor)", () => {
+  const ONION = `${"a".repeat(56)}.onion`;
+  let router: zmq.Router;
+  let routerPort: number;
+  const closers: (() => unknown)[] = [];
+
+  beforeEach(async () => {
+    router = new zmq.Router({ linger: 0 });
+    await router.bind("tcp://127.0.0.1:*");
+    routerPort = Number(/:(\d+)$/.exec(router.lastEndpoint ?? "")?.[1]);
+    const r = router;
+    void (async () => {
+      for await (const [id, msg] of r) await r.send([id as Buffer, msg as Buffer]);
+    })().catch(() => undefined);
+  });
+
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+    router.close();
+  });
+
+  /** A transport whose client is the fake proxy, the router's endpoint routed to an onion name. */
+  function transportVia(socksPort: number, o: { zmqConnectTimeoutMs?: number } = {}) {
+    const t = new TorTransport({
+      client: { name: "fake", socksHost: "127.0.0.1", socksPort },
+      isolationSalt: "zmq-test",
+      onionRoutes: { [`tcp://127.0.0.1:${routerPort}`]: `tcp://${ONION}:${routerPort}` },
+      ...o,
+    });
+    closers.push(() => t.close());
+    return t;
+  }
+
+  async function roundTrip(t: TorTransport, identity: string, options?: { freshCircuit?: boolean }): Promise<string> {
+    const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: 10_000 });
+    try {
+      t.zmqConnect(dealer, `tcp://127.0.0.1:${routerPort}`, identity, options);
+      await dealer.send("ping");
+      const [reply] = await dealer.receive();
+      return String(reply);
+    } finally {
+      dealer.close();
+    }
+  }
+
+  it("carries a ZeroMQ connection through the proxy on the identity's credentials, the onion name unresolved", async () => {
+    const proxy = await fakeSocksProxy(() => ({ to: routerPort }));
+    closers.push(() => proxy.close());
+    const t = transportVia(proxy.port);
+    expect(await roundTrip(t, "alice")).to.equal("ping");
+    expect(proxy.requests).to.deep.equal([{ username: t.socksUsername("alice"), host: ONION, port: routerPort }]);
+    expect(t.stats().zmq).to.deep.include({ attempts: 1, connected: 1, timeouts: 0, refused: 0 });
+  });
+
+  it("gives up a CONNECT the proxy leaves unanswered and reconnects on new credentials", async () => {
+    // The identity's first credentials lead into a CONNECT that is never answered, as tor's did
+    // while it held them on a rendezvous circuit waiting for a restarted onion service.
+    let stuck: string | undefined;
+    const proxy = await fakeSocksProxy((r) => {
+      stuck ??= r.username;
+      return r.username === stuck ? "hang" : { to: routerPort };
+    });
+    closers.push(() => proxy.close());
+    const t = transportVia(proxy.port, { zmqConnectTimeoutMs: 300 });
+    const before = t.socksUsername("alice");
+    const t0 = performance.now();
+    expect(await roundTrip(t, "alice")).to.equal("ping");
+    expect(performance.now() - t0).to.be.below(5_000);
+    expect(proxy.requests.map((r) => r.username)).to.deep.equal([before, t.socksUsername("alice")]);
+    expect(t.socksUsername("alice")).to.not.equal(before);
+    expect(t.stats().zmq).to.deep.include({ attempts: 2, connected: 1, timeouts: 1 });
+    expect(t.stats().lastErrors.join("\n")).to.match(
+      new RegExp(`zmq ${ONION}:${routerPort}: SOCKS CONNECT timeout after \\d+ ms`),
+    );
+  });
+
+  it("takes new credentials before connecting with freshCircuit, for that identity only", async () => {
+    const proxy = await fakeSocksProxy(() => ({ to: routerPort }));
+    closers.push(() => proxy.close());
+    const t = transportVia(proxy.port);
+    const bob = t.socksUsername("bob");
+    await roundTrip(t, "alice");
+    await roundTrip(t, "alice", { freshCircuit: true });
+    const [first, second] = proxy.requests.map((r) => r.username);
+    expect(second).to.not.equal(first);
+    expect(second).to.equal(t.socksUsername("alice"));
+    expect(t.socksUsername("bob")).to.equal(bob);
+  });
+
+  it("closes sockets whose CONNECTs were refused without harm, and frees their tunnels", async () => {
+    // With libzmq's own SOCKS client, closing a socket while it waited to reconnect after a
+    // refusal aborted the process ("Bad file descriptor (epoll.cpp:86)").
+    const proxy = await fakeSocksProxy(() => ({ refuse: 1 }));
+    closers.push(() => proxy.close());
+    const t = transportVia(proxy.port);
+    for (let i = 0; i < 20; i++) {
+      const dealer = new zmq.Dealer({ linger: 0 });
+      t.zmqConnect(dealer, `tcp://127.0.0.1:${routerPort}`, `h${i}`);
+      await sleep(50 + ((i * 37) % 200));
+      dealer.close();
+    }
+    await sleep(300);
+    const s = t.stats().zmq;
+    expect(s.refused).to.be.at.least(20);
+    expect(s.connected).to.equal(0);
+    expect(s.tunnelsOpen).to.equal(0);
+    const attempts = s.attempts;
+    await sleep(500);
+    expect(t.stats().zmq.attempts, "no CONNECT after the sockets closed").to.equal(attempts);
+  });
+
+  it("names what is wrong with an endpoint or an option", () => {
+    const t = new TorTransport({ client: { name: "fake", socksHost: "127.0.0.1", socksPort: 9 } });
+    closers.push(() => t.close());
+    const dealer = new zmq.Dealer({ linger: 0 });
+    closers.push(() => dealer.close());
+    expect(() => t.zmqConnect(dealer, "ipc:///tmp/x", "alice")).to.throw(/^endpoint: only tcp:\/\/ endpoints/);
+    expect(() => t.zmqConnect(dealer, "tcp://127.0.0.1:5555", "")).to.throw(/^identity: must be non-empty/);
+    expect(
+      () =>
+        new TorTransport({ client: { name: "fake", socksHost: "127.0.0.1", socksPort: 9 }, zmqConnectTimeoutMs: 0 }),
+    ).to.throw(/^zmqConnectTimeoutMs: must be a number > 0, got 0/);
   });
 });
 
