@@ -85,9 +85,9 @@ export interface SignedTx {
   kind: TxKind;
   nonce: number;
   raw: string;
-  /** Gas transfers: the funded address. */
-  target?: string;
-  /** Gas transfers: wei sent. */
+  /** Gas funding (one fundGas call): the funded addresses, lower case. */
+  targets?: string[];
+  /** Gas funding: wei sent to each target. */
   valueWei?: string;
 }
 
@@ -164,7 +164,7 @@ CREATE TABLE IF NOT EXISTS batches (
   created_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (
   hash TEXT PRIMARY KEY, batch_id INTEGER NOT NULL, kind TEXT NOT NULL, nonce INTEGER NOT NULL, raw TEXT NOT NULL,
-  target TEXT, value_wei TEXT, status TEXT NOT NULL, block_number INTEGER);
+  targets TEXT, value_wei TEXT, status TEXT NOT NULL, block_number INTEGER);
 CREATE TABLE IF NOT EXISTS batch_members (
   batch_id INTEGER NOT NULL, household_id TEXT NOT NULL, request_id TEXT NOT NULL, asset_offset INTEGER NOT NULL,
   PRIMARY KEY (batch_id, household_id, request_id));
@@ -404,9 +404,10 @@ export class AccountBook {
       const info = this.sql("INSERT INTO batches (status, created_ms) VALUES ('signed', ?)").run(nowMs);
       const batchId = Number(info.lastInsertRowid);
       const insTx = this.sql(
-        "INSERT INTO txs (hash, batch_id, kind, nonce, raw, target, value_wei, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'signed')",
+        "INSERT INTO txs (hash, batch_id, kind, nonce, raw, targets, value_wei, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'signed')",
       );
-      for (const t of txs) insTx.run(t.hash, batchId, t.kind, t.nonce, t.raw, t.target ?? null, t.valueWei ?? null);
+      for (const t of txs)
+        insTx.run(t.hash, batchId, t.kind, t.nonce, t.raw, t.targets?.join(",") ?? null, t.valueWei ?? null);
       const insMember = this.sql(
         "INSERT INTO batch_members (batch_id, household_id, request_id, asset_offset) VALUES (?, ?, ?, ?)",
       );
@@ -432,13 +433,13 @@ export class AccountBook {
   batch(id: number): StoredBatch {
     const txs = (
       this.sql(
-        "SELECT hash, kind, nonce, raw, target, value_wei, status FROM txs WHERE batch_id = ? ORDER BY nonce",
+        "SELECT hash, kind, nonce, raw, targets, value_wei, status FROM txs WHERE batch_id = ? ORDER BY nonce",
       ).all(id) as {
         hash: string;
         kind: TxKind;
         nonce: number;
         raw: string;
-        target: string | null;
+        targets: string | null;
         value_wei: string | null;
         status: string;
       }[]
@@ -448,7 +449,7 @@ export class AccountBook {
       nonce: t.nonce,
       raw: t.raw,
       status: t.status,
-      ...(t.target !== null ? { target: t.target } : {}),
+      ...(t.targets !== null ? { targets: t.targets.split(",") } : {}),
       ...(t.value_wei !== null ? { valueWei: t.value_wei } : {}),
     }));
     const members = (
@@ -485,7 +486,7 @@ export class AccountBook {
         );
       const gasByAddress = new Map<string, string>();
       for (const t of b.txs)
-        if (t.kind === "gas" && t.target) gasByAddress.set(t.target.toLowerCase(), t.valueWei ?? "0");
+        if (t.kind === "gas") for (const a of t.targets ?? []) gasByAddress.set(a.toLowerCase(), t.valueWei ?? "0");
       for (const m of b.members) {
         const row = this.request(m.householdId, m.requestId);
         if (row?.status !== "pending") continue;

@@ -213,6 +213,7 @@ export class HouseholdMarketView {
         return;
       }
       case "MinterSet":
+      case "GasFunded":
         return;
       default: {
         const unreachable: never = ev;

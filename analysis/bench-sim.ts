@@ -12,7 +12,7 @@
  *
  * PETRA_BENCH_SIM="100x96/anvil,1000x4@10:00/edr" sets the runs (households x intervals, optionally
  * from a time of day, optionally on a chain, default edr). The default ends with whole days: 100
- * households (about 2 minutes), then 1,000 households (about 35 minutes, without the profiler).
+ * households (about 2 minutes), then 1,000 households (about 27 minutes, without the profiler).
  * The shorter runs start at 10:00: a generated day's first hours are night (no PV, no offers), and
  * intervals without trades would make the extrapolation to a day far too kind. Each run reports
  * the CPU time of the main thread, EDR's threads and the rest (threadCpuS): the main thread's
@@ -25,6 +25,7 @@ import * as path from "node:path";
 import { cpuFromProcStat } from "../agents/process-group";
 import type { SimChainKind } from "../agents/sim/anvil";
 import { cryptoBackend } from "../common/fast-crypto";
+import { loadScenario } from "./scenario";
 import { runSim } from "./sim-runner";
 
 interface ProfileNode {
@@ -181,6 +182,8 @@ async function main(): Promise<void> {
       intervals: r.intervals,
       windowStart: r.windowStart ?? "00:00",
       seed,
+      offerChoice: "random",
+      raceBackoff: loadScenario(scenario).file.prosumer.raceBackoff,
       blocks: result.blocks,
       transactions: result.transactions,
       marketTxPerWallS: Number(result.throughput.marketTxPerWallS.toFixed(1)),

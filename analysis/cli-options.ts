@@ -35,6 +35,15 @@ export function parsePositiveInt(name: string): (value: string) => number {
   };
 }
 
+export function parseIntInRange(name: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got "${value}"`);
+    return n;
+  };
+}
+
 export function resolveOut(dir: string): string {
   return path.resolve(process.cwd(), dir);
 }

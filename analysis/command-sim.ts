@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { SimChainKind } from "../agents/sim/anvil";
 import { parseDelay } from "../agents/sim/distribution";
-import { parsePositiveInt, resolveOut, withOut, withScenario, withSeed } from "./cli-options";
+import { parseIntInRange, parsePositiveInt, resolveOut, withOut, withScenario, withSeed } from "./cli-options";
 import { progressBar } from "./progress";
 import { runSim, SIM_DEFAULTS, type SimRunOptions } from "./sim-runner";
 
@@ -58,6 +58,7 @@ export interface SimCliOptions {
   messageLatency?: string;
   chain: SimChainKind;
   offerChoice?: string;
+  raceBackoff?: number;
   progress: boolean;
 }
 
@@ -79,6 +80,11 @@ export function simCommand(): Command {
       ).choices(["lowest-id", "random"]),
     )
     .option(
+      "--race-backoff <n>",
+      "after a consumer's accept loses a race, its asset sits out a random 0 to 2^min(losses, n) - 1 blocks; 0 is the paper's retry at the next block (default: the scenario's)",
+      parseIntInRange("--race-backoff", 0, 10),
+    )
+    .option(
       "--interval-ms <ms>",
       "simulated length of one interval (default: the scenario's, e.g. 900000 for 15 minutes)",
       parsePositiveInt("--interval-ms"),
@@ -98,6 +104,7 @@ export function simCommand(): Command {
         messageLatency: opts.messageLatency,
         chain: opts.chain,
         offerChoice: opts.offerChoice as SimRunOptions["offerChoice"],
+        raceBackoff: opts.raceBackoff,
         onProgress: opts.progress ? progressBar("sim") : undefined,
         log: (l) => console.log(l),
       });

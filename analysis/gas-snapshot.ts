@@ -103,6 +103,17 @@ const CASES: Record<string, Case> = {
     await market.addEnergyAsset(a, 5000, 57, 70);
     return market.connect(alice).depositEnergyAsset(0);
   },
+  "fundGas x10 (new addresses)": async ({ market }) =>
+    market.fundGas(
+      Array.from({ length: 10 }, (_, i) => `0x${(0xfa00 + i).toString(16).padStart(40, "0")}`),
+      10n ** 15n,
+      { value: 10n ** 16n },
+    ),
+  "depositBatch, 3 assets and money (all)": async ({ market, alice, a }) => {
+    for (let i = 0; i < 3; i++) await market.addEnergyAsset(a, 5000, 57, 70);
+    await market.addFinancialBalance(a, 1000);
+    return market.connect(alice).depositBatch([0, 1, 2], 1000);
+  },
   "depositFinancial (part)": async ({ market, alice, a }) => {
     await market.addFinancialBalance(a, 1000);
     return market.connect(alice).depositFinancial(400);

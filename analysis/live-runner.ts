@@ -388,6 +388,7 @@ export async function runLive(opts: LiveRunOptions): Promise<LiveSummary> {
         rotation: scenario.file.prosumer.rotation,
         gasFunding: gasMode,
         offerChoice: scenario.file.prosumer.offerChoice,
+        raceBackoff: scenario.file.prosumer.raceBackoff,
         gasPerAddressWei: scenario.file.prosumer.gasPerAddressWei,
         trueNetW: Object.fromEntries(
           Object.entries(h.trueNetW).filter(([k]) => Number(k) < scenario.firstInterval + intervals),

@@ -98,6 +98,14 @@ export const scenarioSchema = z
         offerChoice: z
           .enum(["lowest-id", "random"], { message: 'must be "lowest-id" or "random"' })
           .default("lowest-id"),
+        /**
+         * After a consumer's accept loses a race (another household took the ask first), its asset
+         * sits out a uniformly random 0 to 2^min(losses, raceBackoff) - 1 blocks before it tries
+         * again, losses counting that asset's lost races in a row. 0 is the paper's agent, which
+         * retries at the next block: with hundreds of consumers and a few asks, nearly every accept
+         * then reverts (agents/prosumer.ts).
+         */
+        raceBackoff: z.number().int().min(0).max(10).default(0),
       })
       .strict(),
     dso: z

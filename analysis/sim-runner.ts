@@ -71,6 +71,8 @@ export interface SimRunOptions {
    * prosumer.offerChoice, else "lowest-id".
    */
   offerChoice?: "lowest-id" | "random";
+  /** Backoff exponent after a lost accept race (agents/prosumer.ts). Default: the scenario's prosumer.raceBackoff. */
+  raceBackoff?: number;
   /**
    * The chain: "edr", the in-process Hardhat network (default), or "anvil", a child process that
    * prunes old states and receipts, so memory stays flat over a long run of many households.
@@ -185,6 +187,7 @@ async function simulate(
   const lead = scenario.file.prosumer.leadIntervals;
   const rng = createRng(opts.seed);
   const offerChoice = opts.offerChoice ?? scenario.file.prosumer.offerChoice;
+  const raceBackoff = opts.raceBackoff ?? scenario.file.prosumer.raceBackoff;
 
   const config: Record<string, unknown> = {
     mode: "simulated",
@@ -196,6 +199,7 @@ async function simulate(
       intervalMs,
       households: scenario.households.length,
       offerChoice,
+      raceBackoff,
       windowStart: opts.windowStart,
     },
     blocks: blockTime.spec,
@@ -376,6 +380,7 @@ async function simulate(
       basePriceMicroPerWInterval: BigInt(price),
       fromBlock,
       assetRegistry,
+      raceBackoff: { maxExponent: raceBackoff, rng: hrng.fork("race-backoff") },
       record: (r: ProsumerRecord) => fs.writeSync(recordsFd, `${JSON.stringify({ ...r, household: h.id })}\n`),
     });
     return { id: h.id, prosumer, client };

@@ -174,6 +174,7 @@ const marketEventSchema = z.discriminatedUnion("name", [
   z.object({ name: z.literal("AssetDeposited"), anonAddress: addr, assetID: big }),
   z.object({ name: z.literal("FinancialDeposited"), anonAddress: addr, amount: big }),
   z.object({ name: z.literal("MinterSet"), minter: addr, allowed: z.boolean() }),
+  z.object({ name: z.literal("GasFunded"), anonAddress: addr, amountWei: big }),
   z.object({ name: z.literal("MixerDeposit"), depositor: addr, commitment: hex, denomination: big }),
   z.object({
     name: z.literal("MixerWithdrawal"),

@@ -77,6 +77,15 @@ export class LedgerBuilder {
     return this.advance();
   }
 
+  /** The DSO funds each address's gas in one fundGas call to the market (a GasFunded each). */
+  fundGasBatch(to: string[], amountWei = 10n ** 16n): this {
+    const tx = this.nextTx(DSO, MARKET, amountWei * BigInt(to.length));
+    to.forEach((anonAddress, i) => {
+      this.event(tx, { name: "GasFunded", anonAddress, amountWei }, i);
+    });
+    return this.advance();
+  }
+
   /** The DSO mints one asset per entry, all in one transaction. */
   mint(entries: Array<{ to: string; powerW: number; start: number; end?: number }>): this {
     const tx = this.nextTx(DSO, MARKET);

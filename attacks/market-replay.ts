@@ -21,7 +21,8 @@ export type MarketEvent =
     }
   | { name: "AssetDeposited"; anonAddress: string; assetID: bigint }
   | { name: "FinancialDeposited"; anonAddress: string; amount: bigint }
-  | { name: "MinterSet"; minter: string; allowed: boolean };
+  | { name: "MinterSet"; minter: string; allowed: boolean }
+  | { name: "GasFunded"; anonAddress: string; amountWei: bigint };
 
 export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 
@@ -165,6 +166,7 @@ export function replayMarket(
         if (prune) state.assets.delete(ev.assetID);
         break;
       case "MinterSet":
+      case "GasFunded":
         break;
       default: {
         const unreachable: never = ev;
@@ -278,6 +280,8 @@ export function toMarketEvent(parsed: { name: string; args: ReadonlyArray<unknow
       return { name: "AssetDeposited", anonAddress: addr(0), assetID: big(1) };
     case "MinterSet":
       return { name: "MinterSet", minter: addr(0), allowed: Boolean(a[1]) };
+    case "GasFunded":
+      return { name: "GasFunded", anonAddress: addr(0), amountWei: big(1) };
     default:
       return undefined;
   }

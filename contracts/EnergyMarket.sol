@@ -92,6 +92,19 @@ contract EnergyMarket is IEnergyMarket {
         }
     }
 
+    function fundGas(address[] calldata anonAddresses, uint256 amountWei) external payable override onlyDSO {
+        uint256 expected = amountWei * anonAddresses.length;
+        if (msg.value != expected) revert EnergyMarket__WrongValue(msg.value, expected);
+        for (uint256 i = 0; i < anonAddresses.length; ++i) {
+            address to = anonAddresses[i];
+            if (to == address(0)) revert EnergyMarket__ZeroAddress();
+            emit GasFunded(to, amountWei);
+            // All the gas: a pseudonym is an account without code, and the DSO picks the list.
+            (bool ok,) = payable(to).call{value: amountWei}("");
+            if (!ok) revert EnergyMarket__GasTransferFailed(to);
+        }
+    }
+
     // ---------------------------------------------------------------- prosumers
 
     function postOffer(uint64 assetID, uint64 priceMicroPerWInterval) external override returns (uint64 offerID) {
@@ -169,12 +182,19 @@ contract EnergyMarket is IEnergyMarket {
         emit AssetDeposited(msg.sender, assetID);
     }
 
+    function depositBatch(uint64[] calldata assetIDs, uint64 amount) external override {
+        if (assetIDs.length == 0 && amount == 0) revert EnergyMarket__ZeroAmount();
+        for (uint256 i = 0; i < assetIDs.length; ++i) {
+            Asset storage a = _requireOwnedUnlocked(assetIDs[i]);
+            a.owner = address(0);
+            emit AssetDeposited(msg.sender, assetIDs[i]);
+        }
+        if (amount > 0) _debit(amount);
+    }
+
     function depositFinancial(uint64 amount) external override {
         if (amount == 0) revert EnergyMarket__ZeroAmount();
-        uint64 balance = _balances[msg.sender];
-        if (amount > balance) revert EnergyMarket__InsufficientBalance(msg.sender, balance, amount);
-        _balances[msg.sender] = balance - amount;
-        emit FinancialDeposited(msg.sender, amount);
+        _debit(amount);
     }
 
     // ---------------------------------------------------------------- views
@@ -241,6 +261,13 @@ contract EnergyMarket is IEnergyMarket {
     function _create(address owner, int64 powerW, uint64 start, uint64 end) private returns (uint64 assetID) {
         assetID = uint64(_assets.length);
         _assets.push(Asset(owner, powerW, start, end, false));
+    }
+
+    function _debit(uint64 amount) private {
+        uint64 balance = _balances[msg.sender];
+        if (amount > balance) revert EnergyMarket__InsufficientBalance(msg.sender, balance, amount);
+        _balances[msg.sender] = balance - amount;
+        emit FinancialDeposited(msg.sender, amount);
     }
 
     function _credit(address anonAddress, uint64 amount) private {

@@ -53,6 +53,8 @@ interface IEnergyMarket {
     event AssetDeposited(address indexed anonAddress, uint64 indexed assetID);
     /// @notice The owner handed money back to the DSO.
     event FinancialDeposited(address indexed anonAddress, uint64 amount);
+    /// @notice The DSO sent `amountWei` of ether to `anonAddress` for its gas (fundGas).
+    event GasFunded(address indexed anonAddress, uint256 amountWei);
 
     // ---------------------------------------------------------------- errors
 
@@ -72,6 +74,8 @@ interface IEnergyMarket {
     error EnergyMarket__NotOfferPoster(uint64 offerID, address caller);
     error EnergyMarket__SameDirection(uint64 offerAssetID, uint64 assetID);
     error EnergyMarket__NoOverlap(uint64 offerAssetID, uint64 assetID);
+    error EnergyMarket__WrongValue(uint256 sent, uint256 expected);
+    error EnergyMarket__GasTransferFailed(address anonAddress);
     error EnergyMarket__InsufficientBalance(address account, uint64 balance, uint256 required);
 
     // ---------------------------------------------------------------- DSO and minters
@@ -99,6 +103,12 @@ interface IEnergyMarket {
     /// @notice DSO or minter: credit several addresses in one transaction.
     function addFinancialBalances(address[] calldata anonAddresses, uint64[] calldata amounts) external;
 
+    /// @notice DSO: send `amountWei` of ether to each address for its gas, in one transaction
+    /// (msg.value must be exactly amountWei x the number of addresses); a GasFunded each.
+    /// @dev Not in the paper's ABI: instead of a plain transfer per fresh pseudonym. The events
+    /// keep each transfer visible to whoever reads the market's logs, as plain transfers were.
+    function fundGas(address[] calldata anonAddresses, uint256 amountWei) external payable;
+
     // ---------------------------------------------------------------- prosumers
 
     /// @notice Offer an owned, unlocked asset. A bid (consumption) locks price x |powerW| x intervals.
@@ -112,6 +122,14 @@ interface IEnergyMarket {
 
     /// @notice Hand an owned, unlocked asset back to the DSO.
     function depositEnergyAsset(uint64 assetID) external;
+
+    /// @notice Hand several owned, unlocked assets and `amount` of the caller's money back to the DSO
+    /// in one transaction, all or none: what a retiring pseudonym holds. Either part may be empty,
+    /// not both.
+    /// @dev Not in the paper's ABI. It emits what depositEnergyAsset and depositFinancial would (an
+    /// AssetDeposited per asset, then FinancialDeposited if amount > 0), so whoever reads the logs
+    /// (the DSO's book, the attack suite) sees the same events as from separate calls.
+    function depositBatch(uint64[] calldata assetIDs, uint64 amount) external;
 
     /// @notice Hand `amount` of the caller's money back to the DSO.
     function depositFinancial(uint64 amount) external;

@@ -490,5 +490,10 @@ describe("Dso # deposits and gas", () => {
     expect(first.gasFundedWei).to.equal(10n ** 15n);
     expect(second.gasFundedWei).to.equal(0n);
     expect(await hre.ethers.provider.getBalance(address)).to.equal(10n ** 15n);
+    // Through the market's fundGas, so the transfer shows in its logs.
+    const funded = await w.market.queryFilter(w.market.filters.GasFunded());
+    expect(funded.map((e) => [e.args.anonAddress, e.args.amountWei])).to.deep.equal([[address, 10n ** 15n]]);
+    const tx = await hre.ethers.provider.getTransaction(funded[0]?.transactionHash as string);
+    expect(tx?.to).to.equal(await w.market.getAddress());
   });
 });

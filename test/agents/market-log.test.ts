@@ -13,6 +13,7 @@ function sample(type: string, i: number): unknown {
   if (type === "bool") return i % 2 === 0;
   if (type === "int64") return i % 2 === 0 ? -(2n ** 62n) + BigInt(i) : BigInt(1000 + i);
   if (type === "uint64") return 2n ** 63n + BigInt(i);
+  if (type === "uint256") return 2n ** 255n + BigInt(i);
   throw new Error(`no sample for ${type}`);
 }
 
@@ -20,7 +21,7 @@ describe("decodeMarketLog # as ethers' Interface.parseLog", () => {
   it("decodes every market event to the same name and arguments, by position and by name", () => {
     const events: EventFragment[] = [];
     MARKET.forEachEvent((e) => events.push(e));
-    expect(events.length).to.equal(9);
+    expect(events.length).to.equal(10);
     for (const e of events) {
       const values = e.inputs.map((p, i) => sample(p.type, i));
       const log = MARKET.encodeEventLog(e, values);

@@ -80,6 +80,8 @@ describe("scenario # validation", () => {
     ["prosumer.gasFunding", (s) => (s.prosumer.gasFunding = "relayer")],
     ["prosumer.gasPerAddressWei", (s) => (s.prosumer.gasPerAddressWei = 1e18)],
     ["prosumer.leadIntervals", (s) => (s.prosumer.leadIntervals = 0)],
+    ["prosumer.raceBackoff", (s) => (s.prosumer.raceBackoff = 11)],
+    ["prosumer.raceBackoff", (s) => (s.prosumer.raceBackoff = 1.5)],
     ["live.blocks", (s) => (s.live.blocks = "fast")],
     ["live.intervalMs", (s) => (s.live.intervalMs = 2.5)],
     ["(root)", (s) => (s.extra = true)],

@@ -8,8 +8,12 @@ import { runSim, type SimRunOptions } from "../../analysis/sim-runner";
 import { readDataset } from "../../attacks/dataset";
 import { parseGroundTruth } from "../../attacks/ground-truth";
 import { createRng } from "../../common/rng";
+import { EnergyMarket__factory } from "../../typechain-types";
 import { DAYTIME_30 } from "../fixtures/sim";
 
+const MARKET = EnergyMarket__factory.createInterface();
+const ACCEPT_SELECTOR = MARKET.getFunction("acceptOffer").selector;
+const FUND_GAS_SELECTOR = MARKET.getFunction("fundGas").selector;
 const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `petra-sim-${name}-`));
 
 describe("simulated mode (petra sim)", function () {
@@ -59,10 +63,15 @@ describe("simulated mode (petra sim)", function () {
       verifyLedger: true,
     });
     const ledger = readDataset(path.join(dir, "ledger.jsonl"));
-    // Reverted transactions and value transfers (gas funding) are in it too, with their receipts' status.
+    // Reverted transactions and value transfers (the DSO's fundGas, with a GasFunded each) are in
+    // it too, with their receipts' status.
     expect(s.transactions.reverted).to.be.greaterThan(0);
     expect(ledger.transactions.filter((t) => t.status === 0).length).to.equal(s.transactions.reverted);
-    expect(ledger.transactions.some((t) => t.selector === "0x" && t.valueWei > 0n)).to.equal(true);
+    const funding = ledger.transactions.filter((t) => t.selector === FUND_GAS_SELECTOR && t.valueWei > 0n);
+    const funded = ledger.events.filter((e) => e.event.name === "GasFunded");
+    expect(funding.length).to.be.greaterThan(0);
+    expect(funded.length).to.be.greaterThan(funding.length);
+    expect(new Set(funded.map((e) => e.txHash))).to.deep.equal(new Set(funding.map((t) => t.hash)));
     expect(ledger.events.length).to.be.greaterThan(0);
   });
 
@@ -79,6 +88,25 @@ describe("simulated mode (petra sim)", function () {
     const fast = await runSim({ ...small, blocks: "fixed:2000", outDir: tmp("fast"), seed: 5 });
     const slow = await runSim({ ...small, blocks: "fixed:20000", outDir: tmp("slow"), seed: 5 });
     expect(slow.clearingS.median).to.be.greaterThan(fast.clearingS.median * 3);
+  });
+
+  it("backs consumers off after a lost race: far fewer reverted accepts, the same asks cleared", async () => {
+    // 19:00: the sun is low, a few asks and a hundred consumers chasing them.
+    const evening = { scenario: "generated-100", intervals: 1, windowStart: "19:00", blocks: "exp:8000", seed: 1 };
+    const revertedAccepts = (dir: string) =>
+      readDataset(path.join(dir, "ledger.jsonl")).transactions.filter(
+        (t) => t.status !== 1 && t.selector === ACCEPT_SELECTOR,
+      ).length;
+    const [eager, patient] = [tmp("eager"), tmp("patient")];
+    const e = await runSim({ ...evening, raceBackoff: 0, outDir: eager });
+    const p = await runSim({ ...evening, raceBackoff: 4, outDir: patient });
+    expect(revertedAccepts(eager)).to.be.greaterThan(100);
+    expect(revertedAccepts(patient)).to.be.lessThan(revertedAccepts(eager) * 0.6);
+    for (const s of [e, p]) {
+      expect(s.offers.cleared).to.equal(s.offers.posted);
+      expect(s.conservation.energyConserved && s.conservation.moneyConserved && s.allDrained).to.equal(true);
+    }
+    expect(JSON.parse(fs.readFileSync(path.join(patient, "config.json"), "utf8")).overrides.raceBackoff).to.equal(4);
   });
 
   it("starts a generated day at --window-start and writes the generator's ground truth for the intervals run", async () => {

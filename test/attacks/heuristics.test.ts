@@ -22,6 +22,16 @@ describe("heuristic-gas-funding", () => {
       .build();
     expect(pairs(gasFunding.link(ds, {}))).to.deep.equal([pair(main!, anon1!)]);
   });
+
+  it("reads the DSO's fundGas events as first ether: a later transfer to those addresses links nothing", () => {
+    const [main, anon1, anon2, anon3] = ["h1-main", "h1-a1", "h1-a2", "h1-a3"].map(addr) as string[];
+    const ds = new LedgerBuilder()
+      .fundGasBatch([anon1!, anon2!])
+      .fund(main!, anon1!) // not the first: the DSO's batch was
+      .fund(main!, anon3!)
+      .build();
+    expect(pairs(gasFunding.link(ds, {}))).to.deep.equal([pair(main!, anon3!)]);
+  });
 });
 
 describe("heuristic-mint-batch", () => {

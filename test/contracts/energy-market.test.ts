@@ -1,6 +1,7 @@
 import { loadFixture } from "@nomicfoundation/hardhat-network-helpers";
 import { expect } from "chai";
-import { ZeroAddress } from "ethers";
+import { Wallet, ZeroAddress } from "ethers";
+import hre from "hardhat";
 import { deployMarketFixture, splitParts } from "../fixtures/market";
 
 const Open = 1n;
@@ -411,6 +412,89 @@ describe("EnergyMarket # depositEnergyAsset", () => {
     await expect(market.connect(bob).depositEnergyAsset(42))
       .to.be.revertedWithCustomError(market, "EnergyMarket__UnknownAsset")
       .withArgs(42n);
+  });
+});
+
+describe("EnergyMarket # fundGas", () => {
+  it("sends each address its ether, a GasFunded each, and keeps nothing", async () => {
+    const { market, dso } = await loadFixture(deployMarketFixture);
+    const to = [Wallet.createRandom().address, Wallet.createRandom().address];
+    const tx = market.connect(dso).fundGas(to, 1000n, { value: 2000n });
+    await expect(tx).to.emit(market, "GasFunded").withArgs(to[0], 1000n);
+    await expect(tx).to.emit(market, "GasFunded").withArgs(to[1], 1000n);
+    await expect(tx).to.changeEtherBalances([dso, ...to], [-2000n, 1000n, 1000n]);
+    expect(await hre.ethers.provider.getBalance(await market.getAddress())).to.equal(0n);
+  });
+
+  it("is the DSO's only, and wants exactly the ether it hands out", async () => {
+    const { market, dso, alice } = await loadFixture(deployMarketFixture);
+    const to = [alice.address];
+    await expect(market.connect(alice).fundGas(to, 1n, { value: 1n }))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__NotDSO")
+      .withArgs(alice.address);
+    await expect(market.connect(dso).fundGas(to, 5n, { value: 4n }))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__WrongValue")
+      .withArgs(4n, 5n);
+    await expect(market.connect(dso).fundGas([ZeroAddress], 5n, { value: 5n })).to.be.revertedWithCustomError(
+      market,
+      "EnergyMarket__ZeroAddress",
+    );
+    // A recipient that refuses ether (a contract without receive) fails the whole call.
+    await expect(market.connect(dso).fundGas([await market.getAddress()], 5n, { value: 5n }))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__GasTransferFailed")
+      .withArgs(await market.getAddress());
+  });
+});
+
+describe("EnergyMarket # depositBatch", () => {
+  it("retires every asset of the batch and debits the money: the events of the separate calls, in order", async () => {
+    const { market, alice, bob } = await loadFixture(mintedFixture);
+    await market.addEnergyAsset(bob.address, 2000, 20, 21);
+    await market.addEnergyAsset(bob.address, 1000, 22, 22);
+    const tx = market.connect(bob).depositBatch([3, 1, 2], 400);
+    await expect(tx).to.emit(market, "AssetDeposited").withArgs(bob.address, 3n);
+    await expect(tx).to.emit(market, "AssetDeposited").withArgs(bob.address, 1n);
+    await expect(tx).to.emit(market, "AssetDeposited").withArgs(bob.address, 2n);
+    await expect(tx).to.emit(market, "FinancialDeposited").withArgs(bob.address, 400n);
+    const names = (await (await tx).wait())?.logs.map((l) => market.interface.parseLog(l)?.name);
+    expect(names).to.deep.equal(["AssetDeposited", "AssetDeposited", "AssetDeposited", "FinancialDeposited"]);
+    for (const id of [1, 2, 3]) expect((await market.energyAsset(id))[0]).to.equal(ZeroAddress);
+    expect(await market.financialBalance(bob.address)).to.equal(999_600n);
+    // Either part alone.
+    await expect(market.connect(alice).depositBatch([0], 0))
+      .to.emit(market, "AssetDeposited")
+      .withArgs(alice.address, 0n);
+    await expect(market.connect(bob).depositBatch([], 600))
+      .to.emit(market, "FinancialDeposited")
+      .withArgs(bob.address, 600n);
+  });
+
+  it("is all or none: an asset not the caller's, locked, unknown or repeated, or too much money, reverts it all", async () => {
+    const { market, alice, bob } = await loadFixture(askFixture);
+    await market.addEnergyAsset(alice.address, 2000, 20, 21);
+    await market.addFinancialBalance(alice.address, 50);
+    const free = (await market.assetCount()) - 1n;
+    await expect(market.connect(alice).depositBatch([free, 0], 0))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__AssetLocked")
+      .withArgs(0n);
+    await expect(market.connect(alice).depositBatch([free, 1], 0))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__NotAssetOwner")
+      .withArgs(1n, alice.address);
+    await expect(market.connect(alice).depositBatch([free, 42], 0))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__UnknownAsset")
+      .withArgs(42n);
+    await expect(market.connect(alice).depositBatch([free, free], 0))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__NotAssetOwner")
+      .withArgs(free, alice.address);
+    await expect(market.connect(alice).depositBatch([free], 51))
+      .to.be.revertedWithCustomError(market, "EnergyMarket__InsufficientBalance")
+      .withArgs(alice.address, 50n, 51n);
+    expect((await market.energyAsset(free))[0]).to.equal(alice.address);
+    expect(await market.financialBalance(alice.address)).to.equal(50n);
+    await expect(market.connect(bob).depositBatch([], 0)).to.be.revertedWithCustomError(
+      market,
+      "EnergyMarket__ZeroAmount",
+    );
   });
 });
 
