@@ -476,6 +476,20 @@ export class Dso {
       txs = await this.#signBatch(rows);
     } catch (e) {
       const revert = revertOf(e);
+      const refuser = gasRefuserOf(e);
+      const refused = refuser === undefined ? [] : rows.filter((r) => r.anonAddress.toLowerCase() === refuser);
+      if (refused.length > 0) {
+        // One address would not take its gas (it has code that refuses ether): fundGas reverts for
+        // all, so only the requests to that address fail and the others go into the next batch.
+        const message = `the market refused the gas funding: ${revert}: ${refuser} does not accept ether (an address with code, not a fresh pseudonym)`;
+        for (const r of refused) {
+          book.failRequest(r.householdId, r.requestId, "MINT_FAILED", message, this.#o.clock.now());
+          this.#notify(r.householdId, r.requestId);
+        }
+        const rest = rows.filter((r) => !refused.includes(r));
+        this.#queue.unshift(...rest.map((r) => ({ householdId: r.householdId, requestId: r.requestId })));
+        return;
+      }
       if (revert !== undefined) {
         // The market refused the batch in simulation (e.g. this key is not the DSO): nothing will change on retry.
         const message = `the market refused the mint: ${revert}`;
@@ -712,6 +726,18 @@ function revertOf(e: unknown): string | undefined {
   }
   if (isEthersError(e, "CALL_EXCEPTION")) return (e as Error).message.slice(0, 300);
   return undefined;
+}
+
+/** The address a fundGas estimate reverted on (EnergyMarket__GasTransferFailed), lower case. */
+function gasRefuserOf(e: unknown): string | undefined {
+  const data = (e as { data?: unknown })?.data;
+  if (typeof data !== "string") return undefined;
+  try {
+    const parsed = MARKET.parseError(data);
+    return parsed?.name === "EnergyMarket__GasTransferFailed" ? String(parsed.args[0]).toLowerCase() : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 type LogLike = { topics: readonly string[]; data: string; blockNumber: number; index: number };

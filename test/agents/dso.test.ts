@@ -496,4 +496,21 @@ describe("Dso # deposits and gas", () => {
     const tx = await hre.ethers.provider.getTransaction(funded[0]?.transactionHash as string);
     expect(tx?.to).to.equal(await w.market.getAddress());
   });
+
+  it("fails only the request whose address refuses its gas (a contract), and mints the others", async () => {
+    w = await startWorld({ gasFundingWei: 10n ** 15n });
+    // The market itself has no receive function: any ether sent to it reverts.
+    const contract = await w.market.getAddress();
+    const [bad, good] = await Promise.all([
+      w.client("h1").withdraw({ requestId: "c-1", anonAddress: contract, assets: [], financial: 1, fundGas: true }),
+      w.client("h2").withdraw({ requestId: "c-2", anonAddress: anon(78), assets: [], financial: 1, fundGas: true }),
+    ]);
+    expect(bad.status === "failed" && bad.reason).to.equal("MINT_FAILED");
+    expect(bad.status === "failed" && bad.message)
+      .to.contain("GasTransferFailed")
+      .and.to.contain("does not accept ether");
+    expect(accepted(good).gasFundedWei).to.equal(10n ** 15n);
+    expect(await hre.ethers.provider.getBalance(anon(78))).to.equal(10n ** 15n);
+    expect(w.book.balance("h1")).to.equal(1_000_000);
+  });
 });
