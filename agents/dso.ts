@@ -714,15 +714,10 @@ async function sendRaw(provider: Provider, raw: string): Promise<void> {
  * not a refusal and is retried.
  */
 function revertOf(e: unknown): string | undefined {
-  const data = (e as { data?: unknown })?.data;
-  if (typeof data === "string" && /^0x[0-9a-fA-F]{8}/.test(data)) {
-    try {
-      const parsed = MARKET.parseError(data);
-      if (parsed) return `${parsed.name}(${parsed.args.map(String).join(", ")})`;
-    } catch {
-      // not one of the market's errors
-    }
-    return `reverted with data ${data.slice(0, 74)}`;
+  const data = revertDataOf(e);
+  if (data !== undefined) {
+    const parsed = marketErrorOf(data);
+    return parsed ? `${parsed.name}(${parsed.args.map(String).join(", ")})` : `reverted with data ${data.slice(0, 74)}`;
   }
   if (isEthersError(e, "CALL_EXCEPTION")) return (e as Error).message.slice(0, 300);
   return undefined;
@@ -730,13 +725,22 @@ function revertOf(e: unknown): string | undefined {
 
 /** The address a fundGas estimate reverted on (EnergyMarket__GasTransferFailed), lower case. */
 function gasRefuserOf(e: unknown): string | undefined {
+  const data = revertDataOf(e);
+  const parsed = data === undefined ? null : marketErrorOf(data);
+  return parsed?.name === "EnergyMarket__GasTransferFailed" ? String(parsed.args[0]).toLowerCase() : undefined;
+}
+
+function revertDataOf(e: unknown): string | undefined {
   const data = (e as { data?: unknown })?.data;
-  if (typeof data !== "string") return undefined;
+  return typeof data === "string" && /^0x[0-9a-fA-F]{8}/.test(data) ? data : undefined;
+}
+
+/** One of the market's custom errors, decoded; null for anything else. */
+function marketErrorOf(data: string): ReturnType<typeof MARKET.parseError> {
   try {
-    const parsed = MARKET.parseError(data);
-    return parsed?.name === "EnergyMarket__GasTransferFailed" ? String(parsed.args[0]).toLowerCase() : undefined;
+    return MARKET.parseError(data);
   } catch {
-    return undefined;
+    return null;
   }
 }
 

@@ -23,7 +23,7 @@ import { householdParts } from "./household-agent";
 import type { Transport } from "./interfaces";
 import { describeZodError } from "./messages";
 import { planFromForecast, privateWithdrawalConfigSchema, startPrivateWithdrawer } from "./private-withdrawer";
-import { type AssetWithdrawer, Prosumer, type ProsumerRecord } from "./prosumer";
+import { type AssetWithdrawer, MAX_RACE_BACKOFF, Prosumer, type ProsumerRecord } from "./prosumer";
 import { PaperStrategy } from "./strategy-paper";
 import { DirectTransport } from "./transport-direct";
 import { TorTransport, torTransportConfigSchema, torTransportFromConfig } from "./transport-tor";
@@ -58,7 +58,7 @@ export const prosumerConfigSchema = z
     ]),
     gasFunding: z.enum(["dso", "household-main"]),
     offerChoice: z.enum(["lowest-id", "random"]).default("lowest-id"),
-    raceBackoff: z.number().int().min(0).max(10).default(0),
+    raceBackoff: z.number().int().min(0).max(MAX_RACE_BACKOFF).default(0),
     gasPerAddressWei: z.string().regex(/^\d+$/),
     trueNetW: z.record(z.string(), z.number()),
     forecastErrorRelativeSd: z.number().min(0),

@@ -124,6 +124,8 @@ export interface ProsumerOptions {
 }
 
 const MARKET = EnergyMarket__factory.createInterface();
+/** The largest raceBackoff exponent: 2^10 blocks is hours at any block time a market would use. */
+export const MAX_RACE_BACKOFF = 10;
 /** Assets per depositBatch: bounds a transaction's gas far below a block's. */
 const MAX_DEPOSIT_BATCH = 32;
 /** depositEnergyAsset costs 33k (gas-snapshot.json); each further asset of a batch under 10k, money 6k. */
@@ -216,9 +218,9 @@ export class Prosumer {
       opts.raceBackoff === undefined ||
         (Number.isInteger(opts.raceBackoff.maxExponent) &&
           opts.raceBackoff.maxExponent >= 0 &&
-          opts.raceBackoff.maxExponent <= 30),
+          opts.raceBackoff.maxExponent <= MAX_RACE_BACKOFF),
       "raceBackoff.maxExponent",
-      `must be an integer in [0, 30], got ${opts.raceBackoff?.maxExponent}`,
+      `must be an integer in [0, ${MAX_RACE_BACKOFF}], got ${opts.raceBackoff?.maxExponent}`,
     );
     this.#o = opts;
     this.#tradableFrom = s.firstInterval;

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
+import { MAX_RACE_BACKOFF } from "../agents/prosumer";
 import type { SimChainKind } from "../agents/sim/anvil";
 import { parseDelay } from "../agents/sim/distribution";
 import { parseIntInRange, parsePositiveInt, resolveOut, withOut, withScenario, withSeed } from "./cli-options";
@@ -82,7 +83,7 @@ export function simCommand(): Command {
     .option(
       "--race-backoff <n>",
       "after a consumer's accept loses a race, its asset sits out a random 0 to 2^min(losses, n) - 1 blocks; 0 is the paper's retry at the next block (default: the scenario's)",
-      parseIntInRange("--race-backoff", 0, 10),
+      parseIntInRange("--race-backoff", 0, MAX_RACE_BACKOFF),
     )
     .option(
       "--interval-ms <ms>",

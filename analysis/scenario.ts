@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import { GAS_FUNDING_MODES } from "../agents/gas-funding";
+import { MAX_RACE_BACKOFF } from "../agents/prosumer";
 import { PetraError } from "../common/errors";
 import { BDEW_DAY_TYPES, type BdewDayType } from "./bdew";
 import { generateHouseholds, type Occupancy } from "./household-generator";
@@ -105,7 +106,7 @@ export const scenarioSchema = z
          * retries at the next block: with hundreds of consumers and a few asks, nearly every accept
          * then reverts (agents/prosumer.ts).
          */
-        raceBackoff: z.number().int().min(0).max(10).default(0),
+        raceBackoff: z.number().int().min(0).max(MAX_RACE_BACKOFF).default(0),
       })
       .strict(),
     dso: z
