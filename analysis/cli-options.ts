@@ -18,31 +18,24 @@ export function withSeed(cmd: Command): Command {
   return cmd.option("--seed <n>", "seed for every random choice of the run", parseSeed, 1);
 }
 
-export function parseSeed(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
-    throw new InvalidArgumentError(`--seed must be an integer in [0, 4294967295], got "${value}"`);
-  }
-  return n;
+/** A CLI option's integer value, checked by `ok`; the error names the option and says what it must be. */
+function parseIntWhere(name: string, what: string, ok: (n: number) => boolean): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || !ok(n)) throw new InvalidArgumentError(`${name} must be ${what}, got "${value}"`);
+    return n;
+  };
 }
 
 export function parsePositiveInt(name: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0)
-      throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
-    return n;
-  };
+  return parseIntWhere(name, "a positive integer", (n) => n > 0);
 }
 
 export function parseIntInRange(name: string, min: number, max: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got "${value}"`);
-    return n;
-  };
+  return parseIntWhere(name, `an integer in [${min}, ${max}]`, (n) => n >= min && n <= max);
 }
+
+export const parseSeed = parseIntInRange("--seed", 0, 0xffffffff);
 
 export function resolveOut(dir: string): string {
   return path.resolve(process.cwd(), dir);

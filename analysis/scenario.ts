@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import { GAS_FUNDING_MODES } from "../agents/gas-funding";
-import { MAX_RACE_BACKOFF } from "../agents/prosumer";
+import { offerChoiceSchema, raceBackoffSchema } from "../agents/prosumer-options";
 import { PetraError } from "../common/errors";
 import { BDEW_DAY_TYPES, type BdewDayType } from "./bdew";
 import { generateHouseholds, type Occupancy } from "./household-generator";
@@ -92,21 +92,9 @@ export const scenarioSchema = z
          * notes, and pseudonyms withdraw with proofs through the relayer (agents/private-withdrawer.ts).
          */
         withdrawal: z.enum(["dso", "zk"], { message: 'must be "dso" or "zk"' }).default("dso"),
-        /**
-         * How a consumer picks among usable asks: "lowest-id" is the paper's first come, first
-         * served; "random" spreads hundreds of consumers over the asks (agents/strategy-paper.ts).
-         */
-        offerChoice: z
-          .enum(["lowest-id", "random"], { message: 'must be "lowest-id" or "random"' })
-          .default("lowest-id"),
-        /**
-         * After a consumer's accept loses a race (another household took the ask first), its asset
-         * sits out a uniformly random 0 to 2^min(losses, raceBackoff) - 1 blocks before it tries
-         * again, losses counting that asset's lost races in a row. 0 is the paper's agent, which
-         * retries at the next block: with hundreds of consumers and a few asks, nearly every accept
-         * then reverts (agents/prosumer.ts).
-         */
-        raceBackoff: z.number().int().min(0).max(MAX_RACE_BACKOFF).default(0),
+        /** agents/prosumer-options.ts */
+        offerChoice: offerChoiceSchema,
+        raceBackoff: raceBackoffSchema,
       })
       .strict(),
     dso: z

@@ -1,9 +1,10 @@
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
+import { socks5Handshake } from "./socks-tunnel";
 
 /**
- * A bare SOCKS5 CONNECT (RFC 1928, username auth RFC 1929) that resolves with the reply code
- * (0 = succeeded, 5 = refused, ...) or -1 on timeout or a broken handshake. Only the launcher's
- * reachability probe uses it; traffic goes through socks-proxy-agent.
+ * A bare SOCKS5 CONNECT through the proxy at 127.0.0.1:`socksPort` (the handshake of
+ * socks-tunnel.ts) that resolves with the reply code (0 = succeeded, 5 = refused, ...) or -1 on
+ * timeout or a broken handshake, and closes the connection. The launchers' reachability probe.
  */
 export function socks5Connect(
   socksPort: number,
@@ -12,35 +13,17 @@ export function socks5Connect(
   username: string,
   timeoutMs: number,
 ): Promise<number> {
-  return new Promise((resolve) => {
-    const s: Socket = connect({ host: "127.0.0.1", port: socksPort });
-    let stage = 0;
-    let buf = Buffer.alloc(0);
-    const done = (code: number) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(code);
-    };
-    const timer = setTimeout(() => done(-1), timeoutMs);
-    s.on("error", () => done(-1));
-    s.on("connect", () => s.write(Buffer.from([5, 1, 2])));
-    s.on("data", (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (stage === 0 && buf.length >= 2) {
-        if (buf[1] !== 2) return done(-1);
-        buf = buf.subarray(2);
-        stage = 1;
-        const u = Buffer.from(username);
-        s.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([1, 0x78])]));
-      }
-      if (stage === 1 && buf.length >= 2) {
-        if (buf[1] !== 0) return done(-1);
-        buf = buf.subarray(2);
-        stage = 2;
-        const h = Buffer.from(host);
-        s.write(Buffer.concat([Buffer.from([5, 1, 0, 3, h.length]), h, Buffer.from([port >> 8, port & 0xff])]));
-      }
-      if (stage === 2 && buf.length >= 2) done(buf[1]);
-    });
+  const socket = connect({ host: "127.0.0.1", port: socksPort });
+  socket.on("error", () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<number>((resolve) => {
+    timer = setTimeout(() => resolve(-1), timeoutMs);
+  });
+  const handshake = socks5Handshake(socket, { username, password: "petra", host, port }).then((r) =>
+    r.ok ? 0 : (r.code ?? -1),
+  );
+  return Promise.race([handshake, timeout]).finally(() => {
+    clearTimeout(timer);
+    socket.destroy();
   });
 }

@@ -194,59 +194,86 @@ export class SocksTunnel {
     local.once("close", broken);
     upstream.once("close", broken);
 
-    const user = Buffer.from(username);
-    const host = Buffer.from(this.#o.host);
-    const pass = Buffer.from(PASSWORD);
+    socks5Handshake(upstream, { username, password: PASSWORD, host: this.#o.host, port: this.#o.port }).then((r) => {
+      if (done) return;
+      if (!r.ok) return fail(r.reason, r.code);
+      done = true;
+      clearTimeout(timer);
+      local.off("close", broken);
+      upstream.off("close", broken);
+      this.#stats.connected++;
+      local.off("data", hold);
+      for (const chunk of early) upstream.write(chunk);
+      if (r.rest.length > 0) local.write(r.rest);
+      local.on("close", () => upstream.destroy());
+      upstream.on("close", () => local.destroy());
+      upstream.pipe(local);
+      local.pipe(upstream);
+    });
+  }
+}
+
+/** How a SOCKS5 handshake ended: connected (with what the proxy sent after its reply), or why not. */
+export type Socks5Outcome =
+  | { ok: true; rest: Buffer }
+  | { ok: false; reason: "refused" | "broken" /** The SOCKS5 reply code of a refused CONNECT. */; code?: number };
+
+/**
+ * The client side of a SOCKS5 CONNECT by domain name (RFC 1928) with username/password
+ * authentication (RFC 1929) over `socket`, connected or connecting: tor isolates streams by the
+ * credentials. Resolves once the proxy has replied, the socket closed or the bytes made no sense;
+ * never rejects and sets no timer (the caller bounds the wait and destroys the socket).
+ */
+export function socks5Handshake(
+  socket: Socket,
+  o: { username: string; password: string; host: string; port: number },
+): Promise<Socks5Outcome> {
+  return new Promise((resolve) => {
+    const user = Buffer.from(o.username);
+    const pass = Buffer.from(o.password);
+    const host = Buffer.from(o.host);
     let stage: "method" | "auth" | "reply" = "method";
     let buf = Buffer.alloc(0);
+    const end = (outcome: Socks5Outcome) => {
+      socket.off("data", onData);
+      socket.off("close", onClose);
+      resolve(outcome);
+    };
+    const onClose = () => end({ ok: false, reason: "broken" });
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       if (stage === "method") {
         if (buf.length < 2) return;
-        if (buf[0] !== 5 || buf[1] !== 2) return fail("broken");
+        if (buf[0] !== 5 || buf[1] !== 2) return end({ ok: false, reason: "broken" });
         buf = buf.subarray(2);
         stage = "auth";
-        upstream.write(Buffer.concat([Buffer.from([1, user.length]), user, Buffer.from([pass.length]), pass]));
+        socket.write(Buffer.concat([Buffer.from([1, user.length]), user, Buffer.from([pass.length]), pass]));
       }
       if (stage === "auth") {
         if (buf.length < 2) return;
-        if (buf[1] !== 0) return fail("refused");
+        if (buf[1] !== 0) return end({ ok: false, reason: "refused" });
         buf = buf.subarray(2);
         stage = "reply";
-        upstream.write(
-          Buffer.concat([
-            Buffer.from([5, 1, 0, 3, host.length]),
-            host,
-            Buffer.from([this.#o.port >> 8, this.#o.port & 0xff]),
-          ]),
+        socket.write(
+          Buffer.concat([Buffer.from([5, 1, 0, 3, host.length]), host, Buffer.from([o.port >> 8, o.port & 0xff])]),
         );
       }
       if (stage === "reply") {
         if (buf.length < 5) return;
-        if (buf[1] !== 0) return fail("refused", buf[1]);
+        if (buf[1] !== 0) return end({ ok: false, reason: "refused", code: buf[1] as number });
         // VER REP RSV ATYP BND.ADDR BND.PORT: the address's length depends on its type.
         const atyp = buf[3];
         const addressBytes = atyp === 1 ? 4 : atyp === 4 ? 16 : atyp === 3 ? 1 + (buf[4] as number) : -1;
-        if (addressBytes < 0) return fail("broken");
+        if (addressBytes < 0) return end({ ok: false, reason: "broken" });
         const replyBytes = 4 + addressBytes + 2;
         if (buf.length < replyBytes) return;
-        const rest = buf.subarray(replyBytes);
-        done = true;
-        clearTimeout(timer);
-        upstream.off("data", onData);
-        local.off("close", broken);
-        upstream.off("close", broken);
-        this.#stats.connected++;
-        local.off("data", hold);
-        for (const chunk of early) upstream.write(chunk);
-        if (rest.length > 0) local.write(rest);
-        local.on("close", () => upstream.destroy());
-        upstream.on("close", () => local.destroy());
-        upstream.pipe(local);
-        local.pipe(upstream);
+        end({ ok: true, rest: buf.subarray(replyBytes) });
       }
     };
-    upstream.on("data", onData);
-    upstream.once("connect", () => upstream.write(Buffer.from([5, 1, 2])));
-  }
+    socket.on("data", onData);
+    socket.once("close", onClose);
+    const greet = () => socket.write(Buffer.from([5, 1, 2]));
+    if (socket.connecting) socket.once("connect", greet);
+    else greet();
+  });
 }
