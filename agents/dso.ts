@@ -84,6 +84,36 @@ export interface DsoStats {
 }
 
 const MARKET = EnergyMarket__factory.createInterface();
+
+/**
+ * Gas each kind of mint transaction may use, as a fixed part plus a part per item (asset, address
+ * credited, address funded): the worst case, every item writing fresh storage or creating an
+ * account, measured in gas-snapshot.json (addEnergyAssets x10 531,536; addFinancialBalances x10
+ * 272,409; fundGas x10 385,763) with a fifth more per item. A limit is only a cap (a
+ * transaction pays for the gas it uses), so a formula does what an estimate per batch did.
+ * test/agents/dso.test.ts checks these against gas used on a chain, up to the largest batch.
+ */
+const MINT_GAS: Record<"energy" | "financial" | "gas", { base: bigint; perItem: bigint }> = {
+  energy: { base: 60_000n, perItem: 61_000n },
+  financial: { base: 60_000n, perItem: 30_000n },
+  gas: { base: 60_000n, perItem: 44_000n },
+};
+
+/** EIP-7825's cap on one transaction's gas (Osaka): a batch under it is valid on any chain. */
+const MAX_TX_GAS = 2n ** 24n;
+
+/** The most items one mint transaction of `kind` may hold under MAX_TX_GAS. */
+function maxItemsUnderCap(kind: keyof typeof MINT_GAS): number {
+  return Number((MAX_TX_GAS - MINT_GAS[kind].base) / MINT_GAS[kind].perItem);
+}
+
+/** The gas limit of a mint transaction of `kind` over `items` items. */
+export function mintGasLimit(kind: SignedTx["kind"], items: number): bigint {
+  const g = MINT_GAS[kind as keyof typeof MINT_GAS];
+  check(g !== undefined, "kind", `no gas formula for mint transactions of kind "${kind}"`);
+  check(Number.isInteger(items) && items >= 1, "items", `must be a positive integer, got ${items}`);
+  return g.base + g.perItem * BigInt(items);
+}
 const WATCHED = ["AssetAdded", "AssetSplit", "AssetDeposited", "FinancialDeposited"] as const;
 const WATCHED_TOPICS = WATCHED.map((n) => MARKET.getEvent(n).topicHash);
 
@@ -114,6 +144,18 @@ export class Dso {
     check(options.maxClockSkewMs === undefined || options.maxClockSkewMs > 0, "maxClockSkewMs", "must be > 0");
     check(options.maxBatchRequests === undefined || options.maxBatchRequests >= 1, "maxBatchRequests", "must be >= 1");
     check(options.gasFundingWei === undefined || options.gasFundingWei >= 0n, "gasFundingWei", "must be >= 0");
+    // A batch's largest transaction must stay under the cap on one transaction's gas (EIP-7825).
+    check(
+      options.maxBatchAssets === undefined ||
+        (options.maxBatchAssets >= 1 && mintGasLimit("energy", options.maxBatchAssets) <= MAX_TX_GAS),
+      "maxBatchAssets",
+      `must be in [1, ${maxItemsUnderCap("energy")}] (a batch's mint must fit ${MAX_TX_GAS} gas), got ${options.maxBatchAssets}`,
+    );
+    check(
+      options.maxBatchRequests === undefined || mintGasLimit("gas", options.maxBatchRequests) <= MAX_TX_GAS,
+      "maxBatchRequests",
+      `must be at most ${maxItemsUnderCap("gas")} (a batch's gas funding must fit ${MAX_TX_GAS} gas), got ${options.maxBatchRequests}`,
+    );
     this.#o = {
       maxClockSkewMs: 30_000,
       maxBatchRequests: 64,
@@ -529,28 +571,38 @@ export class Dso {
         : { type: 0, gasPrice: fee.gasPrice ?? 0n };
     let nonce = this.#nextNonce as number;
     const out: SignedTx[] = [];
+    const checked: SignedTx["kind"] = gas.length > 0 ? "gas" : money.length > 0 ? "financial" : "energy";
     const sign = async (
       kind: SignedTx["kind"],
+      items: number,
       to: string,
       data: string,
       value: bigint,
       extra: Partial<SignedTx> = {},
     ) => {
+      // One transaction of the batch is executed before signing, so that a batch the market
+      // would refuse fails here, naming why, and not on chain: the gas funding if there is one
+      // (an address may refuse its gas, and only the DSO may fund), else a mint, the cheaper one
+      // (this key may not be a minter). The DSO is always a minter and the policy checked every
+      // asset's shape, so the other mints of a batch that passes do not revert (short of a
+      // balance overflowing 64 bits; the batch then fails on chain and is refunded). One
+      // execution where estimating each transaction ran a dozen: a simulated day spent 95 s in
+      // eth_estimateGas.
       // On the latest block: a node answers "pending" (the default) by executing its whole
       // mempool first, and a mint does not depend on what is pending.
-      const gasLimit =
-        ((await provider.estimateGas({ from: wallet.address, to, data, value, blockTag: "latest" })) * 5n) / 4n +
-        20_000n;
+      if (kind === checked) await provider.call({ from: wallet.address, to, data, value, blockTag: "latest" });
+      const gasLimit = mintGasLimit(kind, items);
       // As wallet.signTransaction signs it (the same bytes), without its slower curve code.
       const tx = signTransactionWith(key, { chainId, nonce, to, data, value, gasLimit, ...feeFields });
       out.push({ hash: tx.hash as string, kind, nonce, raw: tx.serialized, ...extra });
       nonce++;
     };
     if (mints.length > 0)
-      await sign("energy", marketAddress, MARKET.encodeFunctionData("addEnergyAssets", [mints]), 0n);
+      await sign("energy", mints.length, marketAddress, MARKET.encodeFunctionData("addEnergyAssets", [mints]), 0n);
     if (money.length > 0) {
       await sign(
         "financial",
+        money.length,
         marketAddress,
         MARKET.encodeFunctionData("addFinancialBalances", [
           money.map((r) => getAddress(r.anonAddress)),
@@ -566,6 +618,7 @@ export class Dso {
       const targets = gas.map((r) => getAddress(r.anonAddress));
       await sign(
         "gas",
+        targets.length,
         marketAddress,
         MARKET.encodeFunctionData("fundGas", [targets, this.#o.gasFundingWei]),
         this.#o.gasFundingWei * BigInt(targets.length),

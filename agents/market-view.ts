@@ -4,10 +4,28 @@ import {
   type LogPosition,
   type MarketEvent,
   type MarketState,
+  type ReadonlyMarketState,
   type ReplayedAsset,
   type ReplayedOffer,
   ZERO_ADDRESS,
 } from "../attacks/market-replay";
+
+/**
+ * The market as one household reads it, kept up to date from the market's logs: a
+ * HouseholdMarketView of its own (live mode), or a view on a book shared by every household of a
+ * process (simulated mode, agents/market-book.ts).
+ */
+export interface MarketView {
+  readonly state: ReadonlyMarketState;
+  /** The last log applied, or undefined before the first. */
+  readonly position: LogPosition | undefined;
+  /**
+   * Applies the logs after the last one applied (decoded by `decode` where the view reads them);
+   * returns the events applied, in chain order: at least every event about the household's own
+   * addresses.
+   */
+  apply<L extends LogPosition>(logs: readonly L[], decode: (log: L) => MarketEvent | undefined): MarketEvent[];
+}
 
 /** What an asset was created with (AssetAdded, or AssetSplit after a trade): its data never changes. */
 export type AssetCreation = Extract<MarketEvent, { name: "AssetAdded" | "AssetSplit" }>;
@@ -65,7 +83,7 @@ const ownerOf = (c: AssetCreation): string => (c.name === "AssetAdded" ? c.anonA
  *
  * Like MarketReplay, logs at or before the last one applied are skipped (a log feed may repeat).
  */
-export class HouseholdMarketView {
+export class HouseholdMarketView implements MarketView {
   readonly state: MarketState = { assets: new Map(), offers: new Map(), balances: new Map() };
   readonly #isMine: (address: string) => boolean;
   readonly #registry: AssetRegistry;

@@ -23,7 +23,8 @@ import { householdParts } from "./household-agent";
 import type { Transport } from "./interfaces";
 import { describeZodError } from "./messages";
 import { planFromForecast, privateWithdrawalConfigSchema, startPrivateWithdrawer } from "./private-withdrawer";
-import { type AssetWithdrawer, MAX_RACE_BACKOFF, Prosumer, type ProsumerRecord } from "./prosumer";
+import { type AssetWithdrawer, Prosumer, type ProsumerRecord } from "./prosumer";
+import { offerChoiceSchema, raceBackoffSchema } from "./prosumer-options";
 import { PaperStrategy } from "./strategy-paper";
 import { DirectTransport } from "./transport-direct";
 import { TorTransport, torTransportConfigSchema, torTransportFromConfig } from "./transport-tor";
@@ -57,8 +58,8 @@ export const prosumerConfigSchema = z
       z.object({ kind: z.literal("per-offer") }),
     ]),
     gasFunding: z.enum(["dso", "household-main"]),
-    offerChoice: z.enum(["lowest-id", "random"]).default("lowest-id"),
-    raceBackoff: z.number().int().min(0).max(MAX_RACE_BACKOFF).default(0),
+    offerChoice: offerChoiceSchema,
+    raceBackoff: raceBackoffSchema,
     gasPerAddressWei: z.string().regex(/^\d+$/),
     trueNetW: z.record(z.string(), z.number()),
     forecastErrorRelativeSd: z.number().min(0),
@@ -97,7 +98,7 @@ export function withdrawerFor(client: DsoClient): AssetWithdrawer {
     withdraw: async (req) => {
       const r = await client.withdraw(req);
       return r.status === "accepted"
-        ? { ok: true, assetIds: r.assetIds.map(String) }
+        ? { ok: true, assetIds: r.assetIds.map(String), gasFundedWei: r.gasFundedWei }
         : { ok: false, reason: r.reason, message: r.message };
     },
   };

@@ -1,5 +1,5 @@
 import type { ContractTransactionResponse, Signer, TransactionReceipt } from "ethers";
-import { type MarketEvent, type MarketState, toMarketEvent } from "../attacks/market-replay";
+import { type MarketEvent, type ReadonlyMarketState, toMarketEvent } from "../attacks/market-replay";
 import { check, revertDataOf } from "../common/errors";
 import type { Rng } from "../common/rng";
 import type { EnergyMarket } from "../typechain-types";
@@ -7,8 +7,9 @@ import { EnergyMarket__factory } from "../typechain-types";
 import type { Forecast } from "./forecast";
 import { type GasFunder, waitForGas } from "./gas-funding";
 import type { Cancel, Chain, ChainLog, Clock } from "./interfaces";
+import type { SharedMarketBook } from "./market-book";
 import { decodeMarketLog } from "./market-log";
-import { type AssetRegistry, HouseholdMarketView } from "./market-view";
+import { HouseholdMarketView, type MarketView } from "./market-view";
 import type { PseudonymWallet } from "./pseudonym-wallet";
 import type { Strategy, StrategyAction } from "./strategy";
 
@@ -23,7 +24,17 @@ export interface WithdrawRequest {
   fundGas: boolean;
 }
 
-export type WithdrawOutcome = { ok: true; assetIds: string[] } | { ok: false; reason: string; message: string };
+export type WithdrawOutcome =
+  | {
+      ok: true;
+      assetIds: string[];
+      /**
+       * Wei the DSO sent the address for gas with this withdrawal, in a transaction already mined
+       * when it answers (absent or 0n: none, e.g. an address it funded before).
+       */
+      gasFundedWei?: bigint;
+    }
+  | { ok: false; reason: string; message: string };
 
 /** The DSO as the prosumer needs it; agents/prosumer-process.ts adapts the DSO client to this. */
 export interface AssetWithdrawer {
@@ -102,10 +113,10 @@ export interface ProsumerOptions {
   /** Log lines for humans. */
   log?: (line: string) => void;
   /**
-   * Where the market's assets are looked up when someone offers them. Households in one process
-   * (simulated mode) share one; by default each has its own.
+   * The market as every household of the process sees it (simulated mode): the household keeps a
+   * view on it instead of replaying every log itself. By default it has a market view of its own.
    */
-  assetRegistry?: AssetRegistry;
+  marketBook?: SharedMarketBook;
   /**
    * zk withdrawals only: a retired pseudonym's money goes back as mixer notes the household holds
    * (PrivateWithdrawer.depositBack), since a plain depositFinancial credits the household only when
@@ -133,6 +144,8 @@ function depositGasLimit(assets: number): bigint {
   return 60_000n + 20_000n * BigInt(assets);
 }
 const NOT_YET = Number.POSITIVE_INFINITY;
+/** ProsumerOptions.minGasWei's default: 0.001 ETH. */
+const DEFAULT_MIN_GAS_WEI = 10n ** 15n;
 /**
  * Decoded logs by identity: where many agents share one process and one log feed (simulated
  * mode), each log is decoded once, not once per household.
@@ -157,9 +170,12 @@ function parseMarketLog(log: ChainLog): MarketEvent | undefined {
 export class Prosumer {
   readonly #o: ProsumerOptions;
   readonly #mine = new Set<string>();
-  /** The market from the logs, as this household needs it (agents/market-view.ts). */
-  readonly #replay: HouseholdMarketView;
-  readonly #state: MarketState;
+  /**
+   * The market from the logs, as this household needs it: a view of its own (agents/market-view.ts)
+   * or on the book the process's households share (agents/market-book.ts).
+   */
+  readonly #replay: MarketView;
+  readonly #state: ReadonlyMarketState;
   /**
    * Ids of this household's assets and offers, kept as the logs arrive; entries the market no
    * longer holds are dropped when met. On a market of thousands of households, scanning these
@@ -172,6 +188,8 @@ export class Prosumer {
   readonly #signers = new Map<string, Signer>();
   readonly #markets = new Map<string, EnergyMarket>();
   readonly #gasReady = new Map<string, Promise<void>>();
+  /** "dso" gas mode: addresses whose withdrawal answer is awaited; true if it brought their gas. */
+  readonly #gasAnswers = new Map<string, Promise<boolean>>();
   /** Asset/offer -> block that must be replayed before it may be used again (NOT_YET while in flight). */
   readonly #busyAssets = new Map<bigint, number>();
   readonly #busyOffers = new Map<bigint, number>();
@@ -224,7 +242,7 @@ export class Prosumer {
     );
     this.#o = opts;
     this.#tradableFrom = s.firstInterval;
-    this.#replay = new HouseholdMarketView({ isMine: (a) => this.#mine.has(a), registry: opts.assetRegistry });
+    this.#replay = opts.marketBook?.view(this.#mine) ?? new HouseholdMarketView({ isMine: (a) => this.#mine.has(a) });
     this.#state = this.#replay.state;
   }
 
@@ -300,6 +318,25 @@ export class Prosumer {
     const financial = netW < 0 ? Number(BigInt(-netW) * o.basePriceMicroPerWInterval) : 0;
     const atMs = o.clock.now();
     this.#inFlight++;
+    // "dso" gas mode: the DSO answers once its gas transfer to the address is mined, so until the
+    // answer the address's gas is waited for, not polled: the assets' logs usually arrive first,
+    // and a balance query per pseudonym (a round trip through Tor in live mode) is saved.
+    let answered: ((outcome: WithdrawOutcome | undefined) => void) | undefined;
+    if (o.gas.mode === "dso" && !this.#gasReady.has(p.address) && !this.#gasAnswers.has(p.address)) {
+      const address = p.address;
+      const minWei = o.minGasWei ?? DEFAULT_MIN_GAS_WEI;
+      this.#gasAnswers.set(
+        address,
+        new Promise<boolean>((resolve) => {
+          answered = (out) => {
+            this.#gasAnswers.delete(address);
+            const funded = out?.ok === true && (out.gasFundedWei ?? 0n) >= minWei;
+            if (funded) this.#gasReady.set(address, Promise.resolve());
+            resolve(funded);
+          };
+        }),
+      );
+    }
     try {
       if (o.gas.mode === "household-main") await o.gas.funder.fund(p.address);
       const outcome = await o.dso.withdraw({
@@ -320,8 +357,10 @@ export class Prosumer {
         ok: outcome.ok,
         ...(outcome.ok ? { assetIds: outcome.assetIds } : { reason: `${outcome.reason}: ${outcome.message}` }),
       });
+      answered?.(outcome);
       if (!outcome.ok) o.log?.(`interval ${k}: DSO refused withdrawal: ${outcome.reason} ${outcome.message}`);
     } catch (e) {
+      answered?.(undefined);
       o.record({
         kind: "withdraw",
         atMs,
@@ -557,22 +596,25 @@ export class Prosumer {
     return m;
   }
 
+  /** Resolves once `address` holds its gas: at once if known, after the DSO's answer if one is awaited, else by polling. */
   #ensureGas(address: string): Promise<void> {
-    let ready = this.#gasReady.get(address);
-    if (!ready) {
-      const o = this.#o;
-      ready = waitForGas({
-        chain: o.chain,
-        clock: o.clock,
-        address,
-        minWei: o.minGasWei ?? 10n ** 15n,
-        pollMs: 100,
-        timeoutMs: o.gasTimeoutMs ?? 30_000,
-      });
-      ready.catch(() => this.#gasReady.delete(address));
-      this.#gasReady.set(address, ready);
-    }
-    return ready;
+    const ready = this.#gasReady.get(address);
+    if (ready) return ready;
+    // No gas in the answer (a refusal, an address funded before): the balance decides after all.
+    const answer = this.#gasAnswers.get(address);
+    if (answer) return answer.then((funded) => (funded ? undefined : this.#ensureGas(address)));
+    const o = this.#o;
+    const polled = waitForGas({
+      chain: o.chain,
+      clock: o.clock,
+      address,
+      minWei: o.minGasWei ?? DEFAULT_MIN_GAS_WEI,
+      pollMs: 100,
+      timeoutMs: o.gasTimeoutMs ?? 30_000,
+    });
+    polled.catch(() => this.#gasReady.delete(address));
+    this.#gasReady.set(address, polled);
+    return polled;
   }
 
   /** zk mode's deposit-money: once per pseudonym, recorded like a transaction. */

@@ -1,4 +1,4 @@
-import type { MarketState } from "../attacks/market-replay";
+import type { ReadonlyMarketState } from "../attacks/market-replay";
 
 /** What a strategy may ask its prosumer to do; the prosumer sends it as a transaction. */
 export type StrategyAction =
@@ -8,7 +8,7 @@ export type StrategyAction =
 /** Everything a strategy decides from. Read-only: the prosumer owns the state. */
 export interface StrategyContext {
   /** The market as rebuilt from its logs up to the last processed block. */
-  market: MarketState;
+  market: ReadonlyMarketState;
   /** The household's pseudonym addresses (checksummed, as the logs carry them). */
   mine: ReadonlySet<string>;
   /** First market interval still open for trading (earlier ones are in or past delivery). */

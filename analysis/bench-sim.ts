@@ -22,6 +22,7 @@ import * as fs from "node:fs";
 import { Session } from "node:inspector/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
 import { cpuFromProcStat } from "../agents/process-group";
 import type { SimChainKind } from "../agents/sim/anvil";
 import { cryptoBackend } from "../common/fast-crypto";
@@ -119,6 +120,36 @@ function threadCpuS(): Map<string, { role: string; s: number }> {
 }
 
 /**
+ * The main thread's GC pauses while a run is watched, in ms by kind (minor: scavenges of the young
+ * generation; major: mark-compacts, whose cost grows with the live heap; incremental: marking
+ * steps), and their count. A day's heap grows with its ledger and pseudonyms: this shows what that costs.
+ */
+function watchGc(): { stop(): { minorMs: number; majorMs: number; incrementalMs: number; count: number } } {
+  const t = { minorMs: 0, majorMs: 0, incrementalMs: 0, count: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      t.count++;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) t.minorMs += e.duration;
+      else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) t.majorMs += e.duration;
+      else t.incrementalMs += e.duration;
+    }
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  return {
+    stop: () => {
+      observer.disconnect();
+      return {
+        minorMs: Math.round(t.minorMs),
+        majorMs: Math.round(t.majorMs),
+        incrementalMs: Math.round(t.incrementalMs),
+        count: t.count,
+      };
+    },
+  };
+}
+
+/**
  * CPU seconds each role's threads spent between two readings, thread by thread: a thread that
  * ended meanwhile (an earlier run's EDR workers) drops out instead of counting against the rest,
  * and one that ended before the second reading is missing from it (its time is lost).
@@ -154,6 +185,7 @@ async function main(): Promise<void> {
     const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "petra-bench-sim-"));
     const cpu0 = process.cpuUsage();
     const threads0 = threadCpuS();
+    const gc = watchGc();
     const load0 = os.loadavg()[0] ?? 0;
     // A whole day of 1,000 households runs without the profiler: its samples would take
     // gigabytes, and the shorter runs show where the time goes.
@@ -174,6 +206,7 @@ async function main(): Promise<void> {
     );
     const cpu = process.cpuUsage(cpu0);
     const threads = threadCpuDelta(threadCpuS(), threads0);
+    const gcPauses = gc.stop();
     const perInterval = result.wall.tradingS / r.intervals;
     const row = {
       chain: r.chain,
@@ -198,6 +231,7 @@ async function main(): Promise<void> {
       // Both threads (agents and the EVM's): less sensitive to a shared machine than wall time.
       cpuS: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)),
       threadCpuS: threads,
+      gcPauses,
       cpuMsPerMarketTx: Number(
         (
           (cpu.user + cpu.system) /
@@ -223,7 +257,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, crypto: cryptoBackend },
     measuredAt: new Date().toISOString(),
     goals: { marketTxPerWallS: 500, wallS1000x96: 900 },
-    note: "peakRssMB is the process's peak so far (runs go in order; anvil's runs first); chainProcessCpuS and chainProcessPeakRssMB are anvil's own. windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. threadCpuS: CPU seconds of this process's main thread, EDR's threads and the rest (GC helpers). timeShares is null for runs too long to profile. loadAverage1m: the machine is shared, timings scale with it",
+    note: "peakRssMB is the process's peak so far (runs go in order; anvil's runs first); chainProcessCpuS and chainProcessPeakRssMB are anvil's own. windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. threadCpuS: CPU seconds of this process's main thread, EDR's threads and the rest (GC helpers). gcPauses: the main thread's GC pauses in ms (minor, major, incremental) and their count. timeShares is null for runs too long to profile. loadAverage1m: the machine is shared, timings scale with it",
     results,
   };
   fs.writeFileSync(path.join(__dirname, "..", "bench", "sim.json"), `${JSON.stringify(out, null, 2)}\n`);

@@ -2,14 +2,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Wallet } from "ethers";
 import { AccountBook } from "../agents/account-book";
-import { SerialNonceSigner } from "../agents/chain-live";
+import { chainOrdered, SerialNonceSigner, toChainLog } from "../agents/chain-live";
 import { devKey } from "../agents/dev-accounts";
 import { Dso } from "../agents/dso";
 import { DsoClient } from "../agents/dso-client";
 import { publicKeyHex, type SigningKey, signingKeyFromHex } from "../agents/envelope";
 import { householdParts } from "../agents/household-agent";
 import { HouseholdRegistry } from "../agents/household-registry";
-import type { AssetRegistry } from "../agents/market-view";
+import { SharedMarketBook } from "../agents/market-book";
+import { decodeMarketLog } from "../agents/market-log";
 import { cpuFromProcStat } from "../agents/process-group";
 import { Prosumer, type ProsumerRecord } from "../agents/prosumer";
 import { withdrawerFor } from "../agents/prosumer-process";
@@ -27,6 +28,7 @@ import { loopbackAddressFor } from "../agents/transport-direct";
 import { txHashOf } from "../agents/tx-encoding";
 import { datasetLines } from "../attacks/dataset";
 import { readDatasetFromProvider } from "../attacks/dataset-rpc";
+import { toMarketEvent } from "../attacks/market-replay";
 import { check, PetraError } from "../common/errors";
 import { useFastKeccakInEthers } from "../common/fast-crypto";
 import { createRng, type Rng } from "../common/rng";
@@ -260,6 +262,25 @@ async function simulate(
     "deploying the market",
   );
   ledgerStream.setMarket(marketAddress);
+  // The market as every household reads it, fed each block as the node seals it: before any
+  // household's watch delivers the block, a link delay later. From the deployment on, so the
+  // book holds every market log a household's history holds.
+  const marketBook = new SharedMarketBook();
+  const market = marketAddress.toLowerCase();
+  const bookFeed = node.onBlock((b) => {
+    try {
+      marketBook.apply(
+        chainOrdered(
+          b.logs.filter((l) => l.address.toLowerCase() === market),
+          toChainLog,
+        ),
+        (l) => toMarketEvent(decodeMarketLog(l)),
+      );
+    } catch (e) {
+      // Logs the book cannot apply would leave every household's market wrong: the run ends.
+      chainError ??= e;
+    }
+  });
   log(`EnergyMarket at ${marketAddress} (block ${fromBlock}), simulated chain ${chainId}`);
   Object.assign(config, { chainId, marketAddress, deployBlock: fromBlock });
 
@@ -319,8 +340,6 @@ async function simulate(
   const recordsFd = fs.openSync(recordsPath, "w");
   const price = scenario.file.market.basePriceMicroPerWInterval;
   const startAtMs = clock.now() + 1000;
-  // One for all households: each would otherwise keep every asset of the market.
-  const assetRegistry: AssetRegistry = new Map();
   const prosumers = households.map((h) => {
     const link = linkFor(h.id);
     const provider = providerFor(h.id, link);
@@ -379,7 +398,7 @@ async function simulate(
       },
       basePriceMicroPerWInterval: BigInt(price),
       fromBlock,
-      assetRegistry,
+      marketBook,
       raceBackoff: { maxExponent: raceBackoff, rng: hrng.fork("race-backoff") },
       record: (r: ProsumerRecord) => fs.writeSync(recordsFd, `${JSON.stringify({ ...r, household: h.id })}\n`),
     });
@@ -434,6 +453,7 @@ async function simulate(
 
   // ------------------------------------------------------------------ results
   ledgerStream.stop();
+  bookFeed.cancel();
   const reader = new Eip1193JsonRpcProvider(eip, chainId);
   const ledger = ledgerStream.dataset({
     chainId,

@@ -49,6 +49,16 @@ export interface MarketState {
   balances: Map<string, bigint>;
 }
 
+/**
+ * A market state as its readers (strategies, the prosumer) see it: what they may look up, never
+ * change. A MarketState is one; so is a household's view backed by a book shared with others.
+ */
+export interface ReadonlyMarketState {
+  readonly assets: ReadonlyMap<bigint, ReplayedAsset>;
+  readonly offers: ReadonlyMap<bigint, ReplayedOffer>;
+  readonly balances: ReadonlyMap<string, bigint>;
+}
+
 /** price x |power| x intervals: what a bid locks and what a trade pays, as the contract computes it. */
 export function costOf(priceMicroPerWInterval: bigint, powerW: bigint, start: bigint, end: bigint): bigint {
   const abs = powerW < 0n ? -powerW : powerW;

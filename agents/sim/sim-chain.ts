@@ -227,10 +227,15 @@ export class SimChain implements Chain {
     const upTo = this.#node.latestBlock;
     const pending: SealedBlock[] = [];
     let historyDone = false;
+    // A node pushes blocks in order over one connection: a block sealed right after another (blocks
+    // can be a millisecond apart) must not overtake it on a shorter draw of the link's delay, or
+    // the watcher, which skips logs at or before the last it applied, would lose the earlier block.
+    let lastDeliveryAt = Number.NEGATIVE_INFINITY;
     const forward = (b: SealedBlock) => {
       const mine = marketLogsOf(b, this.#market);
       if (mine.length === 0) return;
-      this.#clock.schedule(this.#clock.now() + this.#link.oneWay(), () => {
+      lastDeliveryAt = Math.max(lastDeliveryAt, this.#clock.now() + this.#link.oneWay());
+      this.#clock.schedule(lastDeliveryAt, () => {
         if (!stopped) deliverOrdered(mine);
       });
     };

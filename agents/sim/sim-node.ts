@@ -59,6 +59,23 @@ export interface SealedBlock {
 }
 
 /**
+ * Calls that mine or rewrite state behind #seal's back (automine only when switched on): after
+ * one, the node no longer knows every sender's nonce and asks the chain.
+ */
+const STATE_CHANGERS = new Set([
+  "evm_mine",
+  "hardhat_mine",
+  "evm_setAutomine",
+  "evm_revert",
+  "hardhat_reset",
+  "hardhat_setNonce",
+  "anvil_mine",
+  "anvil_setNonce",
+  "anvil_reset",
+  "anvil_setAutomine",
+]);
+
+/**
  * Blocks whose receipts the node answers from memory. Agents ask for a receipt within a few block
  * times of its block (their own transactions, the DSO's mints); older ones go to the chain.
  */
@@ -118,6 +135,13 @@ export class SimNode {
   readonly #sentRaw = new Map<string, string>();
   /** Whether the chain answers eth_getBlockReceipts (undefined until the first block with transactions). */
   #hasBlockReceipts: boolean | undefined;
+  /**
+   * Each sender's nonce after the latest sealed block, from the blocks this node sealed: valid
+   * while every block since genesis was sealed by #seal (the chain started fresh, and nothing
+   * else mined or rewrote state since).
+   */
+  readonly #latestNonce = new Map<string, number>();
+  #knowsNonces = false;
 
   private constructor(provider: Eip1193, clock: SimClock, genesisS: number) {
     this.#provider = provider;
@@ -141,6 +165,7 @@ export class SimNode {
       baseFeePerGas?: string;
     };
     node.#latest = Number(head.number);
+    node.#knowsNonces = node.#latest === 0;
     node.#baseFeePerGas = BigInt(head.baseFeePerGas ?? 0);
     node.#latestTimestampS = Number(head.timestamp);
     return node;
@@ -181,9 +206,12 @@ export class SimNode {
   #request(method: string, params: unknown[], toChain: boolean, answerAtMs?: number): Promise<unknown> {
     this.#calls++;
     const askReceipt = !toChain && method === "eth_getTransactionReceipt";
+    const askNonce = !toChain && method === "eth_getTransactionCount" && params[1] === "latest";
+    if (!toChain && STATE_CHANGERS.has(method) && params[0] !== false) this.#knowsNonces = false;
     const run = async () => {
-      // Answered as the chain would answer it: a receipt it just sealed, or none for a hash in no block.
-      const known = askReceipt ? this.#knownReceipt(params[0]) : undefined;
+      // Answered as the chain would answer it: a receipt it just sealed, or none for a hash in no
+      // block; a nonce as of the latest block (a simulated day asks once per pseudonym: 96,000 calls).
+      const known = askReceipt ? this.#knownReceipt(params[0]) : askNonce ? this.#knownNonce(params[0]) : undefined;
       if (known !== undefined) {
         this.#count(`${method} (from the node's memory)`).calls++;
         return known;
@@ -232,6 +260,12 @@ export class SimNode {
     return this.#mined.has(key) ? undefined : null;
   }
 
+  /** `address`'s nonce as of the latest block, if the node knows it (else undefined: ask the chain). */
+  #knownNonce(address: unknown): string | undefined {
+    if (typeof address !== "string" || !this.#knowsNonces || this.#sealing > 0) return undefined;
+    return toQuantity(this.#latestNonce.get(address.toLowerCase()) ?? 0);
+  }
+
   /**
    * Seals a block now: its timestamp is genesis plus the simulated time in whole seconds; it holds
    * what the mempool has, up to the gas limit. Listeners and receipt waiters hear of it at once
@@ -251,7 +285,7 @@ export class SimNode {
   }
 
   async #seal(): Promise<SealedBlock> {
-    await this.request("evm_mine", []);
+    await this.#request("evm_mine", [], true);
     const header = (await this.request("eth_getBlockByNumber", ["latest", false])) as {
       number: string;
       timestamp: string;
@@ -281,6 +315,10 @@ export class SimNode {
       receipts: receipts as RawReceipt[],
       logs,
     };
+    for (const t of block.transactions) {
+      const from = t.from.toLowerCase();
+      this.#latestNonce.set(from, Math.max(this.#latestNonce.get(from) ?? 0, Number(t.nonce) + 1));
+    }
     const keys = hashes.map((h) => h.toLowerCase());
     keys.forEach((k, i) => {
       this.#receipts.set(k, receipts[i] as RawReceipt);

@@ -7,7 +7,7 @@ import { Dealer } from "zeromq";
 import { AccountBook } from "../../agents/account-book";
 import { LiveClock } from "../../agents/clock-live";
 import { deployEnergyMarket } from "../../agents/deploy-market";
-import { Dso, type DsoOptions } from "../../agents/dso";
+import { Dso, type DsoOptions, mintGasLimit } from "../../agents/dso";
 import { DsoClient, type WithdrawResult } from "../../agents/dso-client";
 import { decodeEnvelope, publicKeyHex, type SigningKey, sealEnvelope } from "../../agents/envelope";
 import { HouseholdRegistry } from "../../agents/household-registry";
@@ -512,5 +512,58 @@ describe("Dso # deposits and gas", () => {
     expect(accepted(good).gasFundedWei).to.equal(10n ** 15n);
     expect(await hre.ethers.provider.getBalance(anon(78))).to.equal(10n ** 15n);
     expect(w.book.balance("h1")).to.equal(1_000_000);
+  });
+});
+
+describe("Dso # mint gas limits without estimating", () => {
+  // Every item fresh (new asset slots, new balance, new account): the most gas a batch can use.
+  const fresh = (n: number, salt: number) =>
+    Array.from({ length: n }, (_, i) => getAddress(`0x${(salt * 1000 + i + 1).toString(16).padStart(40, "0")}`));
+  let market: EnergyMarket;
+
+  before(async () => {
+    const [dsoSigner] = await hre.ethers.getSigners();
+    market = await deployEnergyMarket(dsoSigner);
+  });
+
+  async function gasUsed(send: Promise<{ wait(): Promise<{ gasUsed: bigint; status: number | null } | null> }>) {
+    const receipt = await (await send).wait();
+    expect(receipt?.status).to.equal(1);
+    return receipt?.gasUsed as bigint;
+  }
+
+  for (const n of [1, 16, 64, 256]) {
+    // The first (n = 1) is the market's first asset, which also initialises the asset array.
+    it(`covers addEnergyAssets of ${n} asset(s), and is not loose by more than a half`, async () => {
+      const limit = mintGasLimit("energy", n);
+      const mints = fresh(n, n).map((anonAddress) => ({ anonAddress, powerW: -500, start: 40, end: 41 }));
+      const used = await gasUsed(market.addEnergyAssets(mints, { gasLimit: limit }));
+      expect(Number(used))
+        .to.be.at.most(Number(limit))
+        .and.at.least(Number(limit) * 0.6);
+    });
+  }
+
+  for (const n of [1, 64]) {
+    it(`covers addFinancialBalances and fundGas of ${n} new address(es)`, async () => {
+      const to = fresh(n, 500 + n);
+      const money = await gasUsed(
+        market.addFinancialBalances(
+          to,
+          to.map(() => 7),
+          { gasLimit: mintGasLimit("financial", n) },
+        ),
+      );
+      expect(Number(money)).to.be.at.most(Number(mintGasLimit("financial", n)));
+      const wei = 10n ** 12n;
+      const gas = await gasUsed(market.fundGas(to, wei, { value: wei * BigInt(n), gasLimit: mintGasLimit("gas", n) }));
+      expect(Number(gas)).to.be.at.most(Number(mintGasLimit("gas", n)));
+    });
+  }
+
+  it("refuses a batch size whose mint could not fit one transaction's gas cap, naming the option", () => {
+    const base = { endpoint: "tcp://127.0.0.1:*" } as DsoOptions;
+    expect(() => new Dso({ ...base, maxBatchAssets: 400 })).to.throw(/maxBatchAssets: must be in \[1, 274\]/);
+    expect(() => new Dso({ ...base, maxBatchRequests: 1000 })).to.throw(/maxBatchRequests: must be at most 379/);
   });
 });

@@ -64,6 +64,55 @@ describe("simulated chain", () => {
     expect(seen).to.deep.equal([receipt.blockNumber]);
   });
 
+  it("delivers a watcher every block's logs in order, however the link's delays fall for blocks a millisecond apart", async () => {
+    const clock = new SimClock();
+    const node = await SimNode.start(
+      await createSimChainProvider(DEFAULT_SIM_CHAIN),
+      clock,
+      DEFAULT_SIM_CHAIN.genesisDate,
+    );
+    // The sender's requests take no time, so that blocks can be sealed 1 ms apart; the watcher's
+    // round trips take 0-400 ms, so that the second block often draws the shorter delay.
+    const provider = new SimProvider({
+      node,
+      clock,
+      link: new Link(parseDelay("constant:0", "rpc"), createRng(4)),
+      chainId: DEFAULT_SIM_CHAIN.chainId,
+      identity: "sender",
+    });
+    const signer = new SerialNonceSigner(devKey(0), provider);
+    const link = new Link(parseDelay("uniform:0:400", "rpc"), createRng(5));
+    const market = await clock.runUntil(
+      (async () => {
+        const tx = await signer.sendTransaction(await new EnergyMarket__factory().getDeployTransaction());
+        await node.mine();
+        return (await provider.getTransactionReceipt(tx.hash))?.contractAddress as string;
+      })(),
+      "deploying",
+    );
+    const chain = new SimChain({ node, clock, provider, link, marketAddress: market });
+    const seen: number[] = [];
+    chain.watchMarketLogs({ fromBlock: node.latestBlock + 1 }, (logs) => {
+      for (const l of logs) seen.push(l.blockNumber);
+    });
+    const mined: number[] = [];
+    await clock.runUntil(
+      (async () => {
+        const m = chain.market(signer);
+        for (let i = 0; i < 20; i++) {
+          for (const _ of [0, 1]) {
+            await m.addFinancialBalance(await signer.getAddress(), 1n);
+            await clock.sleep(1);
+            mined.push((await node.mine()).number);
+          }
+          await clock.sleep(1000);
+        }
+      })(),
+      "40 blocks",
+    );
+    expect(seen).to.deep.equal(mined);
+  });
+
   it("answers receipts of recent blocks from memory, the chain's own answer, and none for a hash in no block", async () => {
     const { clock, eip, node, signer } = await devSignerOnSimChain("constant:2", 1);
     const byMethod = () => node.stats.callsByMethod;
@@ -175,8 +224,43 @@ describe("simulated chain", () => {
       "the test",
     );
     expect(nonces).to.deep.equal([0, 1, 2]);
-    expect(node.stats.callsByMethod.eth_getTransactionCount?.calls).to.equal(3);
+    // Each signer asked for the latest nonce once, and the node answered from the blocks it sealed.
+    expect(node.stats.callsByMethod["eth_getTransactionCount (from the node's memory)"]?.calls).to.equal(3);
+    expect(node.stats.callsByMethod.eth_getTransactionCount).to.equal(undefined);
     expect(node.stats.callsByMethod.eth_estimateGas).to.equal(undefined);
+  });
+
+  it("answers latest nonces from the blocks it sealed as the chain does, and asks the chain once something else mined", async () => {
+    const { clock, eip, node, signer } = await devSignerOnSimChain("constant:2", 4);
+    const other = new SerialNonceSigner(devKey(2), signer.provider as SimProvider);
+    const fresh = Wallet.createRandom().address;
+    const ask = (a: string) => clock.runUntil(node.request("eth_getTransactionCount", [a, "latest"]), "a nonce");
+    const chainSays = (a: string) => eip.request({ method: "eth_getTransactionCount", params: [a, "latest"] });
+    await clock.runUntil(
+      (async () => {
+        await signer.sendTransaction({ to: fresh, value: 1n });
+        // A transaction that fails on chain still uses its nonce: a deploy given too little gas.
+        await other.sendTransaction({ data: EnergyMarket__factory.bytecode, gasLimit: 400_000n });
+        await node.mine();
+        await signer.sendTransaction({ to: fresh, value: 1n });
+        // Sent but not mined: "latest" does not count it.
+        await node.mine();
+        await signer.sendTransaction({ to: fresh, value: 1n });
+      })(),
+      "the test",
+    );
+    for (const a of [signer.address, other.address, fresh]) expect(await ask(a)).to.equal(await chainSays(a));
+    expect(await ask(signer.address)).to.equal("0x2");
+    expect(await ask(other.address)).to.equal("0x1");
+    const remembered = node.stats.callsByMethod["eth_getTransactionCount (from the node's memory)"]?.calls;
+    expect(remembered).to.equal(5);
+    // A block the node did not seal itself (the pending transfer goes in it): the chain answers from now on.
+    // (The signers' own "pending" queries went to the chain before.)
+    const asked = node.stats.callsByMethod.eth_getTransactionCount?.calls ?? 0;
+    await clock.runUntil(node.request("hardhat_mine", []), "hardhat_mine");
+    expect(await ask(signer.address)).to.equal("0x3");
+    expect(node.stats.callsByMethod.eth_getTransactionCount?.calls).to.equal(asked + 1);
+    expect(node.stats.callsByMethod["eth_getTransactionCount (from the node's memory)"]?.calls).to.equal(remembered);
   });
 });
 
