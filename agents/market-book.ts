@@ -1,11 +1,12 @@
 import {
-  costOf,
+  escrowOf,
   LogCursor,
   type LogPosition,
   type MarketEvent,
   type ReadonlyMarketState,
   type ReplayedAsset,
   type ReplayedOffer,
+  settleAccepted,
   ZERO_ADDRESS,
 } from "../attacks/market-replay";
 import { check } from "../common/errors";
@@ -486,7 +487,7 @@ class BookView implements MarketView {
         const a = own.get(ev.assetID);
         if (a === undefined) throw new Error(`market view: an offer for unknown asset ${ev.assetID}`);
         a.locked = true;
-        if (a.powerW < 0n) this.#add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (a.powerW < 0n) this.#add(a.owner, -escrowOf(ev.priceMicroPerWInterval, a));
         return;
       }
       case "OfferRescinded": {
@@ -495,7 +496,7 @@ class BookView implements MarketView {
         const mine = own.get(o.assetID);
         if (mine !== undefined) mine.locked = false;
         const a = mine ?? r.asset;
-        if (a.powerW < 0n) this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (a.powerW < 0n) this.#add(o.poster, escrowOf(o.priceMicroPerWInterval, a));
         return;
       }
       case "OfferAccepted": {
@@ -506,13 +507,7 @@ class BookView implements MarketView {
         // The accepting asset: ours if we hold it; anyone else's balance is not kept.
         const b = own.get(ev.assetID);
         const bOwner = b?.owner ?? ZERO_ADDRESS;
-        if (a.powerW > 0n) {
-          this.#add(bOwner, -ev.payment);
-          this.#add(o.poster, ev.payment);
-        } else {
-          this.#add(bOwner, ev.payment);
-          this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
-        }
+        settleAccepted((who, amount) => this.#add(who, amount), o, a, bOwner, ev.payment);
         // Retired: what a holder of the object sees.
         if (mine !== undefined) {
           mine.owner = ZERO_ADDRESS;

@@ -1,12 +1,12 @@
 import {
-  costOf,
+  escrowOf,
   LogCursor,
   type LogPosition,
   type MarketEvent,
   type MarketState,
   type ReadonlyMarketState,
   type ReplayedAsset,
-  type ReplayedOffer,
+  settleAccepted,
   ZERO_ADDRESS,
 } from "../attacks/market-replay";
 
@@ -30,45 +30,6 @@ export interface MarketView {
 /** What an asset was created with (AssetAdded, or AssetSplit after a trade): its data never changes. */
 export type AssetCreation = Extract<MarketEvent, { name: "AssetAdded" | "AssetSplit" }>;
 
-/**
- * Assets by id as created, from the market's logs. One registry can serve every household of a
- * process (simulated mode): each view registers the assets its household owns as their creation
- * arrives, and looks an asset up only when an offer of it arrives, which its owner could send only
- * after its own view had applied the creation. So a shared registry answers exactly what a
- * registry of its own would, provided it is shared by the views of every household that trades
- * (a simulation's are all in one process); the other views skip other households' creations.
- */
-export type AssetRegistry = Map<bigint, AssetCreation>;
-
-/**
- * An offer as posted, one object per OfferPosted event, shared by every view that applies it: an
- * open offer never changes (a view drops it when it is accepted or rescinded), and a thousand
- * households would otherwise each allocate their own copy of every offer.
- */
-const OFFERS = new WeakMap<MarketEvent, ReplayedOffer>();
-
-/**
- * Another household's asset as every view that did not own it sees it while it is on offer (by
- * the OfferPosted event), and after the offer is rescinded (by the OfferRescinded event): one
- * frozen object for all households instead of one copy each. Views never mutate these; a view
- * replaces the object when the asset's state changes, and households a block behind keep theirs.
- */
-const OFFERED_ASSETS = new WeakMap<MarketEvent, ReplayedAsset>();
-const RESCINDED_ASSETS = new WeakMap<MarketEvent, ReplayedAsset>();
-
-function sharedAsset(
-  cache: WeakMap<MarketEvent, ReplayedAsset>,
-  ev: MarketEvent,
-  make: () => ReplayedAsset,
-): ReplayedAsset {
-  let a = cache.get(ev);
-  if (a === undefined) {
-    a = Object.freeze(make());
-    cache.set(ev, a);
-  }
-  return a;
-}
-
 const ownerOf = (c: AssetCreation): string => (c.name === "AssetAdded" ? c.anonAddress : c.owner);
 
 /**
@@ -82,22 +43,18 @@ const ownerOf = (c: AssetCreation): string => (c.name === "AssetAdded" ? c.anonA
  * traded or deposited, after which it can no longer be offered.
  *
  * Like MarketReplay, logs at or before the last one applied are skipped (a log feed may repeat).
+ * A household that runs as its own process (live mode) keeps one; the households of a simulation
+ * share a book instead (agents/market-book.ts), so that each log is applied once, not once each.
  */
 export class HouseholdMarketView implements MarketView {
   readonly state: MarketState = { assets: new Map(), offers: new Map(), balances: new Map() };
   readonly #isMine: (address: string) => boolean;
-  readonly #registry: AssetRegistry;
-  /**
-   * A registry of its own forgets an asset once it is traded or deposited (it can never be offered
-   * again). A shared one keeps it: a household a block behind may still replay its offer.
-   */
-  readonly #prunesRegistry: boolean;
+  /** Every asset that may still be offered, as created; forgotten once traded or deposited. */
+  readonly #registry = new Map<bigint, AssetCreation>();
   readonly #cursor = new LogCursor();
 
-  constructor(opts: { isMine: (address: string) => boolean; registry?: AssetRegistry }) {
+  constructor(opts: { isMine: (address: string) => boolean }) {
     this.#isMine = opts.isMine;
-    this.#registry = opts.registry ?? new Map();
-    this.#prunesRegistry = opts.registry === undefined;
   }
 
   /** Assets the registry holds (a measure of what a view costs in memory). */
@@ -141,13 +98,8 @@ export class HouseholdMarketView implements MarketView {
     switch (ev.name) {
       case "AssetAdded":
       case "AssetSplit":
-        // A shared registry learns an asset from its owner's view, which applies the creation
-        // before the owner can offer it, so before any view looks it up; a registry of its own
-        // has to hear of every asset.
-        if (this.#isMine(ownerOf(ev))) {
-          if (!this.#registry.has(ev.assetID)) this.#registry.set(ev.assetID, ev);
-          assets.set(ev.assetID, this.#fromCreation(ev));
-        } else if (this.#prunesRegistry) this.#registry.set(ev.assetID, ev);
+        this.#registry.set(ev.assetID, ev);
+        if (this.#isMine(ownerOf(ev))) assets.set(ev.assetID, this.#fromCreation(ev));
         return;
       case "FinancialAdded":
         this.#add(ev.anonAddress, ev.amount);
@@ -160,36 +112,25 @@ export class HouseholdMarketView implements MarketView {
         if (a === undefined) {
           const c = this.#registry.get(ev.assetID);
           if (c === undefined) throw new Error(`market view: an offer for unknown asset ${ev.assetID}`);
-          a = sharedAsset(OFFERED_ASSETS, ev, () => ({ ...this.#fromCreation(c), locked: true }));
+          a = this.#fromCreation(c);
           assets.set(ev.assetID, a);
-        } else if (Object.isFrozen(a)) {
-          a = sharedAsset(OFFERED_ASSETS, ev, () => ({ ...(a as ReplayedAsset), locked: true }));
-          assets.set(ev.assetID, a);
-        } else a.locked = true;
-        let offer = OFFERS.get(ev);
-        if (offer === undefined) {
-          offer = Object.freeze({
-            poster: a.owner,
-            assetID: ev.assetID,
-            priceMicroPerWInterval: ev.priceMicroPerWInterval,
-            state: "Open" as const,
-          });
-          OFFERS.set(ev, offer);
         }
-        offers.set(ev.offerID, offer);
-        if (a.powerW < 0n) this.#add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        a.locked = true;
+        offers.set(ev.offerID, {
+          poster: a.owner,
+          assetID: ev.assetID,
+          priceMicroPerWInterval: ev.priceMicroPerWInterval,
+          state: "Open",
+        });
+        if (a.powerW < 0n) this.#add(a.owner, -escrowOf(ev.priceMicroPerWInterval, a));
         return;
       }
       case "OfferRescinded": {
         const o = offers.get(ev.offerID);
         if (!o) throw new Error(`market view: rescinded unknown offer ${ev.offerID}`);
-        let a = this.#asset(o.assetID, "a rescinded offer");
-        if (Object.isFrozen(a)) {
-          const locked = a;
-          a = sharedAsset(RESCINDED_ASSETS, ev, () => ({ ...locked, locked: false }));
-          assets.set(o.assetID, a);
-        } else a.locked = false;
-        if (a.powerW < 0n) this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        const a = this.#asset(o.assetID, "a rescinded offer");
+        a.locked = false;
+        if (a.powerW < 0n) this.#add(o.poster, escrowOf(o.priceMicroPerWInterval, a));
         offers.delete(ev.offerID);
         return;
       }
@@ -200,34 +141,23 @@ export class HouseholdMarketView implements MarketView {
         // The accepting asset: ours if we hold it; anyone else's balance is not kept.
         const b = assets.get(ev.assetID);
         const bOwner = b?.owner ?? ZERO_ADDRESS;
-        if (a.powerW > 0n) {
-          this.#add(bOwner, -ev.payment);
-          this.#add(o.poster, ev.payment);
-        } else {
-          this.#add(bOwner, ev.payment);
-          this.#add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
-        }
-        // Retired: what a holder of the object sees, unless the object is shared (households a
-        // block behind still see the offer open); the view drops both assets either way.
-        if (!Object.isFrozen(a)) {
-          a.owner = ZERO_ADDRESS;
-          a.locked = false;
-        }
-        if (b && !Object.isFrozen(b)) b.owner = ZERO_ADDRESS;
+        settleAccepted((who, amount) => this.#add(who, amount), o, a, bOwner, ev.payment);
+        // Retired: what a holder of the object sees; the view drops both assets.
+        a.owner = ZERO_ADDRESS;
+        a.locked = false;
+        if (b) b.owner = ZERO_ADDRESS;
         offers.delete(ev.offerID);
         assets.delete(o.assetID);
         assets.delete(ev.assetID);
-        if (this.#prunesRegistry) {
-          this.#registry.delete(o.assetID);
-          this.#registry.delete(ev.assetID);
-        }
+        this.#registry.delete(o.assetID);
+        this.#registry.delete(ev.assetID);
         return;
       }
       case "AssetDeposited": {
         const a = assets.get(ev.assetID);
-        if (a && !Object.isFrozen(a)) a.owner = ZERO_ADDRESS;
+        if (a) a.owner = ZERO_ADDRESS;
         assets.delete(ev.assetID);
-        if (this.#prunesRegistry) this.#registry.delete(ev.assetID);
+        this.#registry.delete(ev.assetID);
         return;
       }
       case "MinterSet":

@@ -146,19 +146,9 @@ function depositGasLimit(assets: number): bigint {
 const NOT_YET = Number.POSITIVE_INFINITY;
 /** ProsumerOptions.minGasWei's default: 0.001 ETH. */
 const DEFAULT_MIN_GAS_WEI = 10n ** 15n;
-/**
- * Decoded logs by identity: where many agents share one process and one log feed (simulated
- * mode), each log is decoded once, not once per household.
- */
-const DECODED = new WeakMap<ChainLog, MarketEvent | null>();
-
 /** The market event a log carries, if it is one. */
 function parseMarketLog(log: ChainLog): MarketEvent | undefined {
-  const cached = DECODED.get(log);
-  if (cached !== undefined) return cached ?? undefined;
-  const ev = toMarketEvent(decodeMarketLog(log));
-  DECODED.set(log, ev ?? null);
-  return ev;
+  return toMarketEvent(decodeMarketLog(log));
 }
 
 /**

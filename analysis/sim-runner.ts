@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Wallet } from "ethers";
 import { AccountBook } from "../agents/account-book";
-import { chainOrdered, SerialNonceSigner, toChainLog } from "../agents/chain-live";
+import { SerialNonceSigner } from "../agents/chain-live";
 import { devKey } from "../agents/dev-accounts";
 import { Dso } from "../agents/dso";
 import { DsoClient } from "../agents/dso-client";
@@ -19,7 +19,7 @@ import { type SimChainKind, startAnvilSimChain } from "../agents/sim/anvil";
 import { SimClock } from "../agents/sim/clock-sim";
 import { type Delay, parseDelay } from "../agents/sim/distribution";
 import { createSimChainProvider, Eip1193JsonRpcProvider } from "../agents/sim/edr";
-import { Link, SimChain, SimProvider, type SimRequest } from "../agents/sim/sim-chain";
+import { Link, marketLogsOf, SimChain, SimProvider, type SimRequest } from "../agents/sim/sim-chain";
 import { SimLedger } from "../agents/sim/sim-ledger";
 import { SimSockets } from "../agents/sim/sim-network";
 import { DEFAULT_SIM_CHAIN, type Eip1193, SimNode } from "../agents/sim/sim-node";
@@ -269,13 +269,7 @@ async function simulate(
   const market = marketAddress.toLowerCase();
   const bookFeed = node.onBlock((b) => {
     try {
-      marketBook.apply(
-        chainOrdered(
-          b.logs.filter((l) => l.address.toLowerCase() === market),
-          toChainLog,
-        ),
-        (l) => toMarketEvent(decodeMarketLog(l)),
-      );
+      marketBook.apply(marketLogsOf(b, market), (l) => toMarketEvent(decodeMarketLog(l)));
     } catch (e) {
       // Logs the book cannot apply would leave every household's market wrong: the run ends.
       chainError ??= e;

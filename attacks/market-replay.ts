@@ -65,6 +65,39 @@ export function costOf(priceMicroPerWInterval: bigint, powerW: bigint, start: bi
   return priceMicroPerWInterval * abs * (end - start + 1n);
 }
 
+/** An asset's shape, as the money rules read it. */
+type Shape = Pick<ReplayedAsset, "powerW" | "start" | "end">;
+
+/**
+ * Money a posted offer holds back from its poster: a bid (consumption on offer) escrows its whole
+ * cost until it is accepted or rescinded; an ask holds nothing. (Callers move it only for bids, so
+ * that an ask leaves no zero balance behind in an unpruned replay.)
+ */
+export function escrowOf(priceMicroPerWInterval: bigint, offered: Shape): bigint {
+  return offered.powerW < 0n ? costOf(priceMicroPerWInterval, offered.powerW, offered.start, offered.end) : 0n;
+}
+
+/**
+ * The balance changes an accepted offer makes, as the contract makes them, through `add(who,
+ * amount)`: for an ask the accepting asset's owner pays the poster; for a bid the escrow pays the
+ * accepter and the rest of it goes back to the poster. Every replay of the market applies these.
+ */
+export function settleAccepted(
+  add: (who: string, amount: bigint) => void,
+  offer: Pick<ReplayedOffer, "poster" | "priceMicroPerWInterval">,
+  offered: Shape,
+  accepter: string,
+  payment: bigint,
+): void {
+  if (offered.powerW > 0n) {
+    add(accepter, -payment);
+    add(offer.poster, payment);
+  } else {
+    add(accepter, payment);
+    add(offer.poster, escrowOf(offer.priceMicroPerWInterval, offered) - payment);
+  }
+}
+
 export function emptyMarketState(): MarketState {
   return { assets: new Map(), offers: new Map(), balances: new Map() };
 }
@@ -137,7 +170,7 @@ export function replayMarket(
           priceMicroPerWInterval: ev.priceMicroPerWInterval,
           state: "Open",
         });
-        if (a.powerW < 0n) add(a.owner, -costOf(ev.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (a.powerW < 0n) add(a.owner, -escrowOf(ev.priceMicroPerWInterval, a));
         break;
       }
       case "OfferRescinded": {
@@ -145,7 +178,7 @@ export function replayMarket(
         const a = asset(o.assetID);
         o.state = "Rescinded";
         a.locked = false;
-        if (a.powerW < 0n) add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end));
+        if (a.powerW < 0n) add(o.poster, escrowOf(o.priceMicroPerWInterval, a));
         if (prune) state.offers.delete(ev.offerID);
         break;
       }
@@ -154,13 +187,7 @@ export function replayMarket(
         const a = asset(o.assetID);
         const b = asset(ev.assetID);
         o.state = "Accepted";
-        if (a.powerW > 0n) {
-          add(b.owner, -ev.payment);
-          add(o.poster, ev.payment);
-        } else {
-          add(b.owner, ev.payment);
-          add(o.poster, costOf(o.priceMicroPerWInterval, a.powerW, a.start, a.end) - ev.payment);
-        }
+        settleAccepted(add, o, a, b.owner, ev.payment);
         a.owner = ZERO_ADDRESS;
         a.locked = false;
         b.owner = ZERO_ADDRESS;

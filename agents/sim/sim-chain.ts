@@ -23,8 +23,8 @@ const PRIORITY_FEE_WEI = 1_000_000_000n;
 const CHAIN_LOGS = new WeakMap<object, ChainLog | null>();
 
 /**
- * One ChainLog object per log of a sealed block, shared by every watcher: agents that cache work
- * per log object (the prosumer's decoding) then do it once per process, not once per household.
+ * One ChainLog object per log of a sealed block, shared by every watcher: converted once per
+ * process, not once per household.
  */
 function sharedChainLog(raw: unknown): ChainLog | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
@@ -39,10 +39,11 @@ function sharedChainLog(raw: unknown): ChainLog | undefined {
 const BLOCK_MARKET_LOGS = new WeakMap<SealedBlock, Map<string, ChainLog[]>>();
 
 /**
- * A sealed block's logs of `market` in chain order, converted once per block and shared by every
- * watcher (read-only): a thousand households otherwise filter, convert and sort the same logs.
+ * A sealed block's logs of `market` (lower case) in chain order, converted once per block and
+ * shared by every watcher and the simulation's market book (read-only): a thousand households
+ * otherwise filter, convert and sort the same logs.
  */
-function marketLogsOf(b: SealedBlock, market: string): ChainLog[] {
+export function marketLogsOf(b: SealedBlock, market: string): ChainLog[] {
   let byMarket = BLOCK_MARKET_LOGS.get(b);
   if (byMarket === undefined) {
     byMarket = new Map();

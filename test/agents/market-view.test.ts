@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
-import { type AssetRegistry, HouseholdMarketView } from "../../agents/market-view";
+import { HouseholdMarketView } from "../../agents/market-view";
 import { runSim } from "../../analysis/sim-runner";
 import { readDataset } from "../../attacks/dataset";
 import { readGroundTruth } from "../../attacks/ground-truth";
@@ -28,11 +28,9 @@ function householdReads(state: MarketState, mine: ReadonlySet<string>) {
 }
 
 /** Checks, block by block, that every household's view reads what the whole pruned replay reads. */
-function compare(blocks: Block[], households: string[][], registry: AssetRegistry | undefined): number {
+function compare(blocks: Block[], households: string[][]): number {
   const full = replayMarket([], undefined, { prune: true });
-  const views = households.map(
-    (addresses) => new HouseholdMarketView({ isMine: (a) => addresses.includes(a), registry }),
-  );
+  const views = households.map((addresses) => new HouseholdMarketView({ isMine: (a) => addresses.includes(a) }));
   let checks = 0;
   for (const b of blocks) {
     replayMarket(b.events, full, { prune: true });
@@ -116,68 +114,24 @@ describe("HouseholdMarketView # what a household reads equals the whole market's
       },
     ];
     const households = [[SELLER], [BUYER], [OTHER], [BUYER, OTHER], []];
-    expect(compare(blocks, households, undefined)).to.equal(blocks.length * households.length);
-    expect(compare(blocks, households, new Map())).to.equal(blocks.length * households.length);
+    expect(compare(blocks, households)).to.equal(blocks.length * households.length);
     // The buyer's view never held the seller's unoffered assets or anyone else's balance.
     const buyer = new HouseholdMarketView({ isMine: (a) => a === BUYER });
     buyer.apply(blocks[0]?.events.map((ev, i) => ({ blockNumber: 1, logIndex: i, ev })) ?? [], (l) => l.ev);
     expect([...buyer.state.assets.keys()]).to.deep.equal([3n]);
     expect([...buyer.state.balances.keys()]).to.deep.equal([BUYER]);
-    // A registry of its own hears of every asset and forgets what was traded or deposited. A
-    // shared one learns each asset from its owner's view, and keeps everything.
-    const shared: AssetRegistry = new Map();
+    // The registry hears of every asset and forgets what was traded or deposited.
     const alone = new HouseholdMarketView({ isMine: (a) => a === BUYER });
-    const together = [SELLER, BUYER, OTHER].map(
-      (me) => new HouseholdMarketView({ isMine: (a) => a === me, registry: shared }),
-    );
-    for (const b of blocks) {
-      for (const view of [alone, ...together]) {
-        view.apply(
-          b.events.map((ev, i) => ({ blockNumber: b.number, logIndex: i, ev })),
-          (l) => l.ev,
-        );
-      }
-      if (b.number === 1) expect([...shared.keys()], "after the first block").to.deep.equal([1n, 2n, 3n, 4n]);
-    }
+    for (const b of blocks)
+      alone.apply(
+        b.events.map((ev, i) => ({ blockNumber: b.number, logIndex: i, ev })),
+        (l) => l.ev,
+      );
     // Only what can still be offered: the rescinded bid's asset 4 and the split part 8.
     expect(alone.registeredAssets).to.equal(2);
-    expect([...shared.keys()].sort((a, b) => (a < b ? -1 : 1))).to.deep.equal([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
   });
 
-  it("shares one frozen object per offered asset among the views that do not own it, and never changes it", () => {
-    const shared: AssetRegistry = new Map();
-    const [seller, buyer, other] = [SELLER, BUYER, OTHER].map(
-      (me) => new HouseholdMarketView({ isMine: (a) => a === me, registry: shared }),
-    );
-    const feed = (events: MarketEvent[], blockNumber: number) =>
-      events.map((ev, i) => ({ blockNumber, logIndex: i, ev }));
-    const block1 = feed(
-      [
-        { name: "AssetAdded", anonAddress: SELLER, assetID: 1n, powerW: 1000n, start: 10n, end: 10n },
-        { name: "AssetAdded", anonAddress: BUYER, assetID: 2n, powerW: -600n, start: 10n, end: 10n },
-      ],
-      1,
-    );
-    const block2 = feed([{ name: "OfferPosted", offerID: 1n, assetID: 1n, priceMicroPerWInterval: 5n }], 2);
-    for (const v of [seller, buyer, other]) v.apply([...block1, ...block2], (l) => l.ev);
-    const [s, b, o] = [seller, buyer, other].map((v) => v.state.assets.get(1n));
-    expect(b).to.equal(o);
-    expect(Object.isFrozen(b)).to.equal(true);
-    expect(s).to.not.equal(b);
-    expect(b).to.deep.equal({ ...s });
-    // The buyer takes it; the other household is a block behind and still sees it on offer.
-    buyer.apply(feed([{ name: "OfferAccepted", offerID: 1n, assetID: 2n, payment: 3_000n }], 3), (l) => l.ev);
-    expect(buyer.state.assets.has(1n)).to.equal(false);
-    expect(other.state.assets.get(1n)).to.deep.equal({
-      owner: SELLER,
-      powerW: 1000n,
-      start: 10n,
-      end: 10n,
-      locked: true,
-    });
-  });
-
-  it("on a simulated market of 30 households, each household alone and with one registry shared by all", async () => {
+  it("on a simulated market of 30 households, each household's view", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petra-view-"));
     await runSim({
       ...DAYTIME_30,
@@ -197,7 +151,6 @@ describe("HouseholdMarketView # what a household reads equals the whole market's
       expect(kinds.has(k as MarketEvent["name"]), k).to.equal(true);
     const households = readGroundTruth(path.join(dir, "ground-truth.json")).households.map((h) => h.addresses);
     expect(households.length).to.equal(30);
-    compare(blocks, households, undefined);
-    compare(blocks, households, new Map());
+    compare(blocks, households);
   });
 });
