@@ -11,11 +11,16 @@ import { DEFAULT_SIM_CHAIN, SimNode } from "../../../agents/sim/sim-node";
 import { createRng } from "../../../common/rng";
 import { EnergyMarket__factory } from "../../../typechain-types";
 
-/** A fresh simulated chain, and dev account 0 signing over one link of `rpcLatency`. */
-async function devSignerOnSimChain(rpcLatency: string, seed: number) {
+/** A fresh simulated chain (EDR) and its node on a new clock. */
+async function freshSimNode() {
   const clock = new SimClock();
   const eip = await createSimChainProvider(DEFAULT_SIM_CHAIN);
-  const node = await SimNode.start(eip, clock, DEFAULT_SIM_CHAIN.genesisDate);
+  return { clock, eip, node: await SimNode.start(eip, clock, DEFAULT_SIM_CHAIN.genesisDate) };
+}
+
+/** A fresh simulated chain, and dev account 0 signing over one link of `rpcLatency`. */
+async function devSignerOnSimChain(rpcLatency: string, seed: number) {
+  const { clock, eip, node } = await freshSimNode();
   const link = new Link(parseDelay(rpcLatency, "rpc"), createRng(seed));
   const provider = new SimProvider({ node, clock, link, chainId: DEFAULT_SIM_CHAIN.chainId, identity: "dev0" });
   return { clock, eip, node, signer: new SerialNonceSigner(devKey(0), provider) };
@@ -23,12 +28,7 @@ async function devSignerOnSimChain(rpcLatency: string, seed: number) {
 
 describe("simulated chain", () => {
   it("deploys, sends and mines on the simulated clock, with the latency the link draws", async () => {
-    const clock = new SimClock();
-    const node = await SimNode.start(
-      await createSimChainProvider(DEFAULT_SIM_CHAIN),
-      clock,
-      DEFAULT_SIM_CHAIN.genesisDate,
-    );
+    const { clock, node } = await freshSimNode();
     const link = new Link(parseDelay("constant:10", "rpc"), createRng(1));
     const provider = new SimProvider({ node, clock, link, chainId: DEFAULT_SIM_CHAIN.chainId, identity: "dso" });
     const signer = new SerialNonceSigner(devKey(0), provider);
@@ -65,12 +65,7 @@ describe("simulated chain", () => {
   });
 
   it("delivers a watcher every block's logs in order, however the link's delays fall for blocks a millisecond apart", async () => {
-    const clock = new SimClock();
-    const node = await SimNode.start(
-      await createSimChainProvider(DEFAULT_SIM_CHAIN),
-      clock,
-      DEFAULT_SIM_CHAIN.genesisDate,
-    );
+    const { clock, node } = await freshSimNode();
     // The sender's requests take no time, so that blocks can be sealed 1 ms apart; the watcher's
     // round trips take 0-400 ms, so that the second block often draws the shorter delay.
     const provider = new SimProvider({
@@ -198,12 +193,7 @@ describe("simulated chain", () => {
   });
 
   it("numbers a new signer after the mempool without asking the node for its pending state", async () => {
-    const clock = new SimClock();
-    const node = await SimNode.start(
-      await createSimChainProvider(DEFAULT_SIM_CHAIN),
-      clock,
-      DEFAULT_SIM_CHAIN.genesisDate,
-    );
+    const { clock, node } = await freshSimNode();
     const link = new Link(parseDelay("constant:2", "rpc"), createRng(2));
     const provider = new SimProvider({ node, clock, link, chainId: DEFAULT_SIM_CHAIN.chainId, identity: "h" });
     const chain = new SimChain({ node, clock, provider, link, marketAddress: `0x${"11".repeat(20)}` });
