@@ -51,6 +51,13 @@ describe("simulated mode (petra sim)", function () {
     expect(ledger.transactions.length).to.equal(s.transactions.total);
     // Clearing takes block times: with 5 s mean blocks, no offer clears in under a block's tail.
     expect(s.clearingS.mean).to.be.greaterThan(1);
+    // The DSO's answers say what gas it sent, so no household polls its balance; the DSO signs its
+    // mints with gas limits from a formula (the one estimate is the market's deployment); the
+    // households' latest nonces come from the node's memory of the blocks it sealed.
+    const calls = s.throughput.rpcCallsByMethod;
+    expect(calls.eth_getBalance).to.equal(undefined);
+    expect(calls.eth_estimateGas?.calls ?? 0).to.be.at.most(1);
+    expect(calls["eth_getTransactionCount (from the node's memory)"]?.calls).to.be.greaterThan(0);
   });
 
   it("builds the ledger from the blocks as they are sealed, line for line what reading the chain back gives", async () => {
