@@ -9,14 +9,14 @@ import {
   type Wallet,
   ZeroAddress,
 } from "ethers";
-import { check, PetraError } from "../common/errors";
+import { check, PetraError, revertDataOf } from "../common/errors";
 import { EnergyMarket__factory } from "../typechain-types";
 import type { AccountBook, BatchMember, BookEvent, RequestRow, SignedTx, StoredBatch } from "./account-book";
 import { checkWithdrawal, DEFAULT_MAX_REQUEST_INTERVALS, usageOf } from "./dso-policy";
 import { DEFAULT_MAX_ENVELOPE_BYTES, type Envelope, openEnvelope, type SigningKey, sealEnvelope } from "./envelope";
 import type { Household, HouseholdRegistry } from "./household-registry";
 import type { Clock, MessageSockets, RouterSocket } from "./interfaces";
-import { decodeMarketLog } from "./market-log";
+import { decodeMarketLog, describeMarketError, marketErrorOf } from "./market-log";
 import type { DsoMessage, FailureReason, WithdrawAssets } from "./messages";
 import { signTransactionWith } from "./tx-encoding";
 import { zmqSockets } from "./zmq-sockets";
@@ -767,34 +767,18 @@ async function sendRaw(provider: Provider, raw: string): Promise<void> {
  * not a refusal and is retried.
  */
 function revertOf(e: unknown): string | undefined {
-  const data = revertDataOf(e);
-  if (data !== undefined) {
-    const parsed = marketErrorOf(data);
-    return parsed ? `${parsed.name}(${parsed.args.map(String).join(", ")})` : `reverted with data ${data.slice(0, 74)}`;
-  }
+  const decoded = marketErrorOf(e);
+  if (decoded) return describeMarketError(decoded);
+  const [data] = revertDataOf(e);
+  if (data !== undefined) return `reverted with data ${data.slice(0, 74)}`;
   if (isEthersError(e, "CALL_EXCEPTION")) return (e as Error).message.slice(0, 300);
   return undefined;
 }
 
-/** The address a fundGas estimate reverted on (EnergyMarket__GasTransferFailed), lower case. */
+/** The address a batch's check reverted on for refusing its gas (EnergyMarket__GasTransferFailed), lower case. */
 function gasRefuserOf(e: unknown): string | undefined {
-  const data = revertDataOf(e);
-  const parsed = data === undefined ? null : marketErrorOf(data);
-  return parsed?.name === "EnergyMarket__GasTransferFailed" ? String(parsed.args[0]).toLowerCase() : undefined;
-}
-
-function revertDataOf(e: unknown): string | undefined {
-  const data = (e as { data?: unknown })?.data;
-  return typeof data === "string" && /^0x[0-9a-fA-F]{8}/.test(data) ? data : undefined;
-}
-
-/** One of the market's custom errors, decoded; null for anything else. */
-function marketErrorOf(data: string): ReturnType<typeof MARKET.parseError> {
-  try {
-    return MARKET.parseError(data);
-  } catch {
-    return null;
-  }
+  const decoded = marketErrorOf(e);
+  return decoded?.name === "EnergyMarket__GasTransferFailed" ? String(decoded.args[0]).toLowerCase() : undefined;
 }
 
 type LogLike = { topics: readonly string[]; data: string; blockNumber: number; index: number };

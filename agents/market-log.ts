@@ -1,4 +1,5 @@
-import { type EventFragment, getAddress, type ParamType, Result } from "ethers";
+import { type ErrorDescription, type EventFragment, getAddress, type ParamType, Result } from "ethers";
+import { revertDataOf } from "../common/errors";
 import { EnergyMarket__factory } from "../typechain-types";
 
 const MARKET = EnergyMarket__factory.createInterface();
@@ -96,4 +97,25 @@ export function decodeMarketLog(log: {
   } catch {
     return null;
   }
+}
+
+/**
+ * The market's custom error that a failed call or transaction carries (`e` as ethers or the
+ * in-process Hardhat provider throws it), decoded; null when it carries none of the market's.
+ */
+export function marketErrorOf(e: unknown): ErrorDescription | null {
+  for (const hex of revertDataOf(e)) {
+    try {
+      const decoded = MARKET.parseError(hex);
+      if (decoded) return decoded;
+    } catch {
+      // not one of the market's errors
+    }
+  }
+  return null;
+}
+
+/** A decoded error as one line: `Name(arg, ...)`. */
+export function describeMarketError(d: ErrorDescription): string {
+  return `${d.name}(${d.args.map(String).join(", ")})`;
 }

@@ -1,14 +1,13 @@
 import type { ContractTransactionResponse, Signer, TransactionReceipt } from "ethers";
 import { type MarketEvent, type ReadonlyMarketState, toMarketEvent } from "../attacks/market-replay";
-import { check, revertDataOf } from "../common/errors";
+import { check } from "../common/errors";
 import type { Rng } from "../common/rng";
 import type { EnergyMarket } from "../typechain-types";
-import { EnergyMarket__factory } from "../typechain-types";
 import type { Forecast } from "./forecast";
 import { type GasFunder, waitForGas } from "./gas-funding";
 import type { Cancel, Chain, ChainLog, Clock } from "./interfaces";
 import type { SharedMarketBook } from "./market-book";
-import { decodeMarketLog } from "./market-log";
+import { decodeMarketLog, describeMarketError, marketErrorOf } from "./market-log";
 import { HouseholdMarketView, type MarketView } from "./market-view";
 import type { PseudonymWallet } from "./pseudonym-wallet";
 import type { Strategy, StrategyAction } from "./strategy";
@@ -41,6 +40,9 @@ export interface AssetWithdrawer {
   withdraw(request: WithdrawRequest): Promise<WithdrawOutcome>;
 }
 
+/** The market transactions a prosumer sends, as its records name them. */
+export type TxAction = "post" | "accept" | "rescind" | "deposit-asset" | "deposit-money" | "deposit-batch";
+
 /** What a prosumer reports about itself: the runner's raw material for clearing times and ground truth. */
 export type ProsumerRecord =
   | { kind: "pseudonym"; atMs: number; interval: number; index: number; address: string }
@@ -58,7 +60,7 @@ export type ProsumerRecord =
     }
   | {
       kind: "tx";
-      action: "post" | "accept" | "rescind" | "deposit-asset" | "deposit-money" | "deposit-batch";
+      action: TxAction;
       from: string;
       sentAtMs: number;
       doneAtMs: number;
@@ -134,7 +136,6 @@ export interface ProsumerOptions {
   raceBackoff?: { maxExponent: number; rng: Rng };
 }
 
-const MARKET = EnergyMarket__factory.createInterface();
 /** The largest raceBackoff exponent: 2^10 blocks is hours at any block time a market would use. */
 export const MAX_RACE_BACKOFF = 10;
 /** Assets per depositBatch: bounds a transaction's gas far below a block's. */
@@ -656,7 +657,7 @@ export class Prosumer {
    * once the transaction is decided, it stays there until that block is replayed.
    */
   #send<K>(
-    action: "post" | "accept" | "rescind" | "deposit-asset" | "deposit-money" | "deposit-batch",
+    action: TxAction,
     from: string,
     ids: { assetID?: bigint; assetIDs?: readonly bigint[]; offerID?: bigint; amount?: bigint },
     call: (m: EnergyMarket) => Promise<ContractTransactionResponse>,
@@ -730,14 +731,8 @@ export function short(e: unknown): string {
     message?: string;
   };
   if (err?.revert?.name) return `${err.revert.name}(${(err.revert.args ?? []).map(String).join(", ")})`;
-  for (const hex of revertDataOf(e)) {
-    try {
-      const decoded = MARKET.parseError(hex);
-      if (decoded) return `${decoded.name}(${decoded.args.map(String).join(", ")})`;
-    } catch {
-      // not one of the market's errors
-    }
-  }
+  const decoded = marketErrorOf(e);
+  if (decoded) return describeMarketError(decoded);
   const inner = err?.info?.error?.message;
   const method = err?.info?.payload?.method;
   if (inner) return `${method ?? "rpc"}: ${inner}`.split("\n")[0] as string;
