@@ -1,10 +1,8 @@
 import {
   AbstractSigner,
-  computeAddress,
   copyRequest,
   getAddress,
   getBytes,
-  hexlify,
   type JsonRpcProvider,
   type Provider,
   type Signature,
@@ -19,7 +17,7 @@ import {
   Wallet,
 } from "ethers";
 import { check, PetraError } from "../common/errors";
-import { publicKeyOf } from "../common/fast-crypto";
+import { addressOfPrivateKey } from "../common/fast-crypto";
 import { type EnergyMarket, EnergyMarket__factory } from "../typechain-types";
 import { attachEnergyMarket } from "./deploy-market";
 import type { Cancel, Chain, ChainLog, Clock, Transport, WatchOptions } from "./interfaces";
@@ -110,7 +108,7 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
     // Not through ethers' SigningKey (its bundled @noble is twice as slow as the current one, which
     // is ten times slower than libsecp256k1): a simulated day of 1,000 households makes a signer
     // for each of ~100,000 pseudonyms.
-    this.address = computeAddress(hexlify(publicKeyOf(this.#privateKey)));
+    this.address = addressOfPrivateKey(this.#privateKey);
     this.#opts = opts;
   }
 

@@ -1,9 +1,9 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { hmac } from "@noble/hashes/hmac";
 import { sha512 } from "@noble/hashes/sha512";
-import { computeAddress, getBytes, type HDNodeWallet, hexlify, sha256, toBeHex, toBigInt, toUtf8Bytes } from "ethers";
+import { getBytes, type HDNodeWallet, sha256, toBeHex, toBigInt, toUtf8Bytes } from "ethers";
 import { check, PetraError } from "../common/errors";
-import { publicKeyOf } from "../common/fast-crypto";
+import { addressOfPrivateKey, publicKeyOf } from "../common/fast-crypto";
 import type { Rng } from "../common/rng";
 
 /** When a household moves to a new anonymous address. */
@@ -197,7 +197,7 @@ export function deriveKeyPath(root: KeyNode, path: string): KeyNode {
 
 function keyOf(node: KeyNode): { address: string; privateKey: string } {
   const privateKey = toBeHex(node.privateKey, 32);
-  return { address: computeAddress(hexlify(publicKeyOf(getBytes(privateKey)))), privateKey };
+  return { address: addressOfPrivateKey(getBytes(privateKey)), privateKey };
 }
 
 /**

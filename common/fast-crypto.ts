@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { keccak_256 } from "@noble/hashes/sha3";
-import { keccak256 } from "ethers";
+import { getAddress, keccak256 } from "ethers";
 
 /**
  * secp256k1 and Keccak-256 for the hot paths of the agents: every market transaction is signed
@@ -93,6 +93,28 @@ export function signDigest(digest: Uint8Array, privateKey: Uint8Array): Recovera
 /** The uncompressed public key (65 bytes, 0x04 first) of a private key. */
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {
   return NATIVE_SECP ? NATIVE_SECP.publicKeyCreate(privateKey, false) : secp256k1.getPublicKey(privateKey, false);
+}
+
+/** How many private keys' addresses addressOfPrivateKey remembers (a few per household). */
+const ADDRESS_MEMO_SIZE = 8192;
+const addressMemo = new Map<string, string>();
+
+/**
+ * The checksummed address of a private key: the last 20 bytes of the Keccak-256 of its public key,
+ * as ethers' computeAddress gives it (tested). Remembered for the last ADDRESS_MEMO_SIZE keys: a
+ * pseudonym's address is wanted by the wallet that derives it and again by the signer made for
+ * it, and each costs an elliptic-curve multiplication (a simulated day derives ~100,000).
+ */
+export function addressOfPrivateKey(privateKey: Uint8Array): string {
+  const id = Buffer.from(privateKey.buffer, privateKey.byteOffset, privateKey.byteLength).toString("hex");
+  let address = addressMemo.get(id);
+  if (address === undefined) {
+    const digest = keccak256Bytes(publicKeyOf(privateKey).subarray(1));
+    address = getAddress(`0x${Buffer.from(digest.buffer, digest.byteOffset + 12, 20).toString("hex")}`);
+    if (addressMemo.size >= ADDRESS_MEMO_SIZE) addressMemo.delete(addressMemo.keys().next().value as string);
+    addressMemo.set(id, address);
+  }
+  return address;
 }
 
 /** Keccak-256 of `data`, natively when the add-on is there. */

@@ -1,8 +1,9 @@
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { keccak_256 } from "@noble/hashes/sha3";
 import { expect } from "chai";
-import { id, keccak256, SigningKey, toBeHex } from "ethers";
+import { computeAddress, id, keccak256, SigningKey, toBeHex } from "ethers";
 import {
+  addressOfPrivateKey,
   cryptoBackend,
   keccak256Bytes,
   publicKeyOf,
@@ -36,6 +37,25 @@ describe("fast-crypto # the same bytes as @noble and ethers", () => {
       ]);
       expect(Buffer.from(publicKeyOf(key)).equals(Buffer.from(secp256k1.getPublicKey(key, false)))).to.equal(true);
     }
+  });
+
+  it("gives a private key's address as ethers' computeAddress does, the first time and from memory", () => {
+    const rng = createRng(13);
+    const keys = Array.from({ length: 50 }, () => bytes(rng, 32));
+    for (const round of ["computed", "remembered"]) {
+      for (const [i, key] of keys.entries()) {
+        expect(addressOfPrivateKey(key), `${round} key ${i}`).to.equal(computeAddress(new SigningKey(key).publicKey));
+      }
+    }
+    // The memory is keyed by the key's bytes, not by the array object.
+    const copy = Uint8Array.from(keys[0] as Uint8Array);
+    expect(addressOfPrivateKey(copy)).to.equal(computeAddress(new SigningKey(copy).publicKey));
+    // A key that is a view into a larger buffer.
+    const wide = new Uint8Array(64);
+    wide.set(keys[1] as Uint8Array, 16);
+    expect(addressOfPrivateKey(wide.subarray(16, 48))).to.equal(
+      computeAddress(new SigningKey(keys[1] as Uint8Array).publicKey),
+    );
   });
 
   it("hashes as @noble/hashes' Keccak-256, across the 136-byte block boundary", () => {
