@@ -111,6 +111,11 @@ export interface SimSummary extends LiveSummary {
     rpcCalls: number;
     rpcCallsByMethod: Record<string, { calls: number; wallMs: number }>;
     messages: number;
+    /**
+     * Wall seconds since trading began, and transactions mined, when the clock entered each
+     * simulated interval (the lead interval first): where a long run's time goes, by time of day.
+     */
+    wallByInterval: { interval: number; wallS: number; transactions: number }[];
   };
   /** The anvil process's own CPU time and peak memory (chain "anvil" only; EDR's are this process's). */
   chainProcess?: { pid: number; cpuS: number; peakRssMB: number };
@@ -406,8 +411,19 @@ async function simulate(
     `simulating ${households.length} households x ${intervals} intervals of ${intervalMs / 1000} s (lead ${lead}), blocks ${blockTime.spec}, rpc ${rpcLatency.spec}`,
   );
   let lastProgress = 0;
+  const wallByInterval: SimSummary["throughput"]["wallByInterval"] = [];
+  let intervalNow = Number.NEGATIVE_INFINITY;
   const progress = () => {
     const wall = Date.now();
+    const k = Math.floor((clock.now() - startAtMs) / intervalMs);
+    if (k > intervalNow && k >= 0) {
+      intervalNow = k;
+      wallByInterval.push({
+        interval: scenario.firstInterval - lead + k,
+        wallS: (wall - setupDoneWall) / 1000,
+        transactions: node.stats.transactions,
+      });
+    }
     if (!opts.onProgress || wall - lastProgress < 250) return;
     lastProgress = wall;
     opts.onProgress({
@@ -518,6 +534,7 @@ async function simulate(
       rpcCalls: node.stats.calls,
       rpcCallsByMethod: node.stats.callsByMethod,
       messages: sockets.messagesDelivered,
+      wallByInterval,
     },
   };
   const usage = chainProcess?.();

@@ -1,10 +1,13 @@
 import {
   FeeData,
   JsonRpcProvider,
+  Log,
+  type LogParams,
   Network,
   type PerformActionRequest,
   type Signer,
-  type TransactionReceipt,
+  TransactionReceipt,
+  type TransactionReceiptParams,
   toQuantity,
 } from "ethers";
 import { check } from "../../common/errors";
@@ -15,6 +18,7 @@ import { attachEnergyMarket } from "../deploy-market";
 import type { Cancel, Chain, ChainLog, Clock, WatchOptions } from "../interfaces";
 import type { SimClock } from "./clock-sim";
 import type { Delay } from "./distribution";
+import { logParamsOf, receiptParamsOf } from "./receipt-format";
 import type { SealedBlock, SimNode } from "./sim-node";
 
 /** What Hardhat's eth_maxPriorityFeePerGas answers: 1 gwei. */
@@ -153,6 +157,18 @@ export class SimProvider extends JsonRpcProvider {
     if (r !== null && req.method === "estimateGas" && req.transaction.blockTag != null)
       r.args.push(req.transaction.blockTag);
     return r;
+  }
+
+  /** As ethers wraps a receipt, with its formatting done faster (agents/sim/receipt-format.ts). */
+  override _wrapTransactionReceipt(value: TransactionReceiptParams, network: Network): TransactionReceipt {
+    const params = receiptParamsOf(value);
+    return params === undefined ? super._wrapTransactionReceipt(value, network) : new TransactionReceipt(params, this);
+  }
+
+  /** As ethers wraps a log of eth_getLogs, with its formatting done faster. */
+  override _wrapLog(value: LogParams, network: Network): Log {
+    const params = logParamsOf(value);
+    return params === undefined ? super._wrapLog(value, network) : new Log(params, this);
   }
 
   override _send(): never {

@@ -58,6 +58,19 @@ describe("simulated mode (petra sim)", function () {
     expect(calls.eth_getBalance).to.equal(undefined);
     expect(calls.eth_estimateGas?.calls ?? 0).to.be.at.most(1);
     expect(calls["eth_getTransactionCount (from the node's memory)"]?.calls).to.be.greaterThan(0);
+    // Where the wall time went, by simulated interval: the lead interval and the two traded, in
+    // order, with the transactions mined by then.
+    const scenario = loadScenario("case-study-9");
+    const entered = s.throughput.wallByInterval;
+    expect(entered[0]?.interval).to.equal(scenario.firstInterval - scenario.file.prosumer.leadIntervals);
+    expect(entered.length).to.be.at.least(scenario.file.prosumer.leadIntervals + 2);
+    for (let i = 1; i < entered.length; i++) {
+      expect(entered[i]?.interval).to.equal((entered[i - 1]?.interval as number) + 1);
+      expect(entered[i]?.wallS).to.be.at.least(entered[i - 1]?.wallS as number);
+      expect(entered[i]?.transactions).to.be.at.least(entered[i - 1]?.transactions as number);
+    }
+    expect(entered.at(-1)?.wallS).to.be.at.most(s.wall.tradingS);
+    expect(entered.at(-1)?.transactions).to.be.at.most(s.transactions.total);
   });
 
   it("builds the ledger from the blocks as they are sealed, line for line what reading the chain back gives", async () => {
