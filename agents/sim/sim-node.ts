@@ -3,14 +3,17 @@ import { check, PetraError } from "../../common/errors";
 import type { Rng } from "../../common/rng";
 import { DEV_MNEMONIC } from "../dev-accounts";
 import type { Cancel } from "../interfaces";
-import { decodeRawTxFields } from "../tx-encoding";
+import { decodeRawTxFields, txHashOf } from "../tx-encoding";
 import type { SimClock } from "./clock-sim";
 import type { Delay } from "./distribution";
 
 /** An EIP-1193 provider: the in-process Hardhat network (EDR), or anything that speaks JSON-RPC objects. */
 export interface Eip1193 {
   request(args: { method: string; params?: unknown[] }): Promise<unknown>;
-  /** Several calls in one round trip, answered in order; rejects if any of them failed. */
+  /**
+   * Several calls in one round trip, run in order; rejects if any of them failed (EDR then has run
+   * the calls before the failing one, and none after it).
+   */
   requestBatch?(calls: { method: string; params: unknown[] }[]): Promise<unknown[]>;
 }
 
@@ -81,6 +84,18 @@ const STATE_CHANGERS = new Set([
  */
 const RECENT_RECEIPT_BLOCKS = 64;
 
+/** The most queued eth_sendRawTransaction calls the node forwards to the chain in one batch. */
+const MAX_RAW_BATCH = 256;
+
+/** A call waiting its turn at the chain: run when its turn comes, or a signed transaction to forward. */
+interface Job {
+  run?: () => Promise<unknown>;
+  /** eth_sendRawTransaction's signed bytes, and their hash (what the chain answers if it accepts them). */
+  raw?: { bytes: string; hash: string };
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
 /** Accounts and limits of the simulated chain (simNetworkConfig turns them into Hardhat's network config). */
 export interface SimChainSpec {
   chainId: number;
@@ -113,7 +128,9 @@ export class SimNode {
   readonly #provider: Eip1193;
   readonly #clock: SimClock;
   readonly #genesisS: number;
-  #tail: Promise<unknown> = Promise.resolve();
+  /** Calls in the order agents made them; #pump runs them one at a time. */
+  readonly #jobs: Job[] = [];
+  #pumping = false;
   #latest = 0;
   #latestTimestampS: number;
   #baseFeePerGas = 0n;
@@ -205,6 +222,15 @@ export class SimNode {
 
   #request(method: string, params: unknown[], toChain: boolean, answerAtMs?: number): Promise<unknown> {
     this.#calls++;
+    if (
+      method === "eth_sendRawTransaction" &&
+      this.#provider.requestBatch !== undefined &&
+      typeof params[0] === "string" &&
+      /^0x[0-9a-fA-F]+$/.test(params[0])
+    ) {
+      const bytes = params[0];
+      return this.#push({ raw: { bytes, hash: txHashOf(bytes) } }, answerAtMs);
+    }
     const askReceipt = !toChain && method === "eth_getTransactionReceipt";
     const askNonce = !toChain && method === "eth_getTransactionCount" && params[1] === "latest";
     if (!toChain && STATE_CHANGERS.has(method) && params[0] !== false) this.#knowsNonces = false;
@@ -233,9 +259,143 @@ export class SimNode {
 
   /** Runs `run` after every call queued before it, and has the clock track it (SimClock.track). */
   #enqueue<T>(run: () => Promise<T>, answerAtMs?: number): Promise<T> {
-    const result = this.#tail.then(run, run);
-    this.#tail = result.catch(() => undefined);
+    return this.#push({ run }, answerAtMs) as Promise<T>;
+  }
+
+  #push(job: Omit<Job, "resolve" | "reject">, answerAtMs?: number): Promise<unknown> {
+    const result = new Promise<unknown>((resolve, reject) => this.#jobs.push({ ...job, resolve, reject }));
+    void this.#pump();
     return this.#clock.track(result, answerAtMs);
+  }
+
+  /**
+   * Runs the queued calls one at a time, in order. Signed transactions queued back to back go to
+   * the chain in one batch: while EDR works on one call, agents queue more (a block's reactions
+   * arrive together), and a batch costs EDR about 0.2 ms a transaction against 0.4 ms for one
+   * call each (measured on plain transfers), and the main thread one JSON round trip instead of
+   * one per transaction. The answers are the ones separate calls would get (#forwardRaw).
+   */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    // Jobs start on a later tick, as they did on a promise chain: a call's turn never runs inside
+    // the agent code that made it.
+    await Promise.resolve();
+    try {
+      for (let job = this.#jobs[0]; job !== undefined; job = this.#jobs[0]) {
+        if (job.raw !== undefined) {
+          await this.#forwardRaw(this.#takeRawBatch());
+          continue;
+        }
+        this.#jobs.shift();
+        try {
+          job.resolve(await (job.run as () => Promise<unknown>)());
+        } catch (e) {
+          job.reject(e);
+        }
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /**
+   * The signed transactions at the head of the queue, up to the first other call, MAX_RAW_BATCH,
+   * or a transaction the chain has seen (its hash sent or mined before, or twice in the batch):
+   * the chain refuses that one as known, and only a call of its own gets that answer.
+   */
+  #takeRawBatch(): Job[] {
+    const batch: Job[] = [];
+    const hashes = new Set<string>();
+    for (let job = this.#jobs[0]; job?.raw !== undefined && batch.length < MAX_RAW_BATCH; job = this.#jobs[0]) {
+      const h = job.raw.hash;
+      const seen = hashes.has(h) || this.#sentRaw.has(h) || this.#mined.has(h);
+      if (seen && batch.length > 0) break;
+      this.#jobs.shift();
+      batch.push(job);
+      hashes.add(h);
+      if (seen) break;
+    }
+    return batch;
+  }
+
+  /**
+   * Forwards signed transactions, answering each as a call of its own would be answered. A batch
+   * that fails has run its transactions up to the failing one (EDR runs a batch in order and
+   * stops at the first failure): those the chain now holds are answered with their hash, and the
+   * rest, the failing one first, are sent again one by one, in order, for their own answers. None
+   * of them was known to the chain before (#takeRawBatch), so holding one means accepting it; and
+   * the chain state each is sent on is the one it would have met in a call of its own.
+   */
+  async #forwardRaw(batch: Job[]): Promise<void> {
+    const one = async (job: Job) => {
+      try {
+        job.resolve(await this.#sendRawNow((job.raw as { bytes: string }).bytes));
+      } catch (e) {
+        job.reject(e);
+      }
+    };
+    if (batch.length === 1) return one(batch[0] as Job);
+    try {
+      await this.#forwardRawBatch(batch, one);
+    } catch (e) {
+      // Only if the chain failed while the node read its pool: every job still waiting gets the
+      // failure (a promise settles once, so those answered keep their answer) instead of never
+      // settling, which would stall the clock.
+      for (const job of batch) job.reject(e);
+    }
+  }
+
+  async #forwardRawBatch(batch: Job[], one: (job: Job) => Promise<void>): Promise<void> {
+    const timed = this.#count("eth_sendRawTransaction (batched)");
+    timed.calls += batch.length;
+    const t0 = performance.now();
+    let answers: unknown[] | undefined;
+    try {
+      answers = await (this.#provider.requestBatch as NonNullable<Eip1193["requestBatch"]>)(
+        batch.map((j) => ({ method: "eth_sendRawTransaction", params: [(j.raw as { bytes: string }).bytes] })),
+      );
+    } catch {
+      answers = undefined;
+    } finally {
+      timed.wallMs += performance.now() - t0;
+    }
+    if (answers !== undefined) {
+      batch.forEach((job, i) => {
+        const out = answers[i];
+        const raw = job.raw as { bytes: string; hash: string };
+        if (typeof out === "string" && out.toLowerCase() === raw.hash) {
+          this.#sentRaw.set(raw.hash, raw.bytes);
+          job.resolve(out);
+        } else job.reject(new PetraError("RPC_UNAVAILABLE", `the chain answered ${String(out)} for ${raw.hash}`));
+      });
+      return;
+    }
+    // In order: what the chain holds was accepted; the others get a call of their own.
+    for (const job of batch) {
+      const raw = job.raw as { bytes: string; hash: string };
+      const held = await this.#provider.request({ method: "eth_getTransactionByHash", params: [raw.hash] });
+      if (held == null) {
+        await one(job);
+        continue;
+      }
+      this.#sentRaw.set(raw.hash, raw.bytes);
+      job.resolve(raw.hash);
+    }
+  }
+
+  /** One eth_sendRawTransaction call, timed. */
+  async #sendRawNow(bytes: string): Promise<unknown> {
+    const timed = this.#count("eth_sendRawTransaction");
+    timed.calls++;
+    const t0 = performance.now();
+    try {
+      const out = await this.#provider.request({ method: "eth_sendRawTransaction", params: [bytes] });
+      if (typeof out === "string") this.#sentRaw.set(out.toLowerCase(), bytes);
+      return out;
+    } finally {
+      timed.wallMs += performance.now() - t0;
+    }
   }
 
   #count(method: string): { calls: number; wallMs: number } {

@@ -170,6 +170,64 @@ describe("simulated chain", () => {
     expect(String(err)).to.match(/batch of 2 calls: .*transaction/i);
   });
 
+  it("forwards signed transactions queued together in one batch, each answered as a call of its own would be", async () => {
+    // Two nodes on two fresh chains get the same transactions: one in a single turn (queued
+    // together, so batched), one a turn each (awaited one by one). A refused transaction in the
+    // middle of the batch, and a transaction sent twice, must get the same answers both ways.
+    const dev = new Wallet(devKey(0));
+    const [a, b, c] = [1, 2, 3].map((i) => new Wallet(`0x${String(i).padStart(64, "0")}`)) as [Wallet, Wallet, Wallet];
+    const unfunded = new Wallet(`0x${"77".repeat(32)}`);
+    const sign = (w: Wallet, nonce: number, to: string, value: bigint) =>
+      w.signTransaction({
+        type: 2,
+        chainId: DEFAULT_SIM_CHAIN.chainId,
+        nonce,
+        to,
+        value,
+        gasLimit: 21_000n,
+        maxFeePerGas: 10n ** 11n,
+        maxPriorityFeePerGas: 10n ** 9n,
+      });
+    const funding = await Promise.all([a, b, c].map((w, i) => sign(dev, i, w.address, 10n ** 18n)));
+    const sends = [
+      await sign(a, 0, dev.address, 1n),
+      await sign(b, 0, dev.address, 1n),
+      await sign(unfunded, 0, dev.address, 1n),
+      await sign(c, 0, dev.address, 1n),
+      await sign(a, 0, dev.address, 1n),
+      await sign(a, 1, dev.address, 1n),
+    ];
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
+        (h) => `accepted ${String(h)}`,
+        (e) => `refused: ${String((e as { message?: string }).message ?? e).split("\n")[0]}`,
+      );
+    const answers: string[][] = [];
+    for (const together of [true, false]) {
+      const { clock, node } = await freshSimNode();
+      for (const raw of funding) await clock.runUntil(node.request("eth_sendRawTransaction", [raw]), "funding");
+      await clock.runUntil(node.mine(), "mining");
+      const out: string[] = [];
+      if (together) {
+        const all = sends.map((raw) => outcome(node.request("eth_sendRawTransaction", [raw])));
+        out.push(...(await clock.runUntil(Promise.all(all), "sending")));
+        expect(node.stats.callsByMethod["eth_sendRawTransaction (batched)"]?.calls, "batched").to.be.greaterThan(1);
+      } else {
+        for (const raw of sends)
+          out.push(await clock.runUntil(outcome(node.request("eth_sendRawTransaction", [raw])), "sending"));
+        expect(node.stats.callsByMethod["eth_sendRawTransaction (batched)"], "not batched").to.equal(undefined);
+      }
+      const block = await clock.runUntil(node.mine(), "mining");
+      out.push(`mined ${block.txHashes.join(",")}`);
+      answers.push(out);
+    }
+    expect(answers[0]).to.deep.equal(answers[1]);
+    const [together] = answers as [string[]];
+    expect(together.filter((x) => x.startsWith("accepted")).length).to.equal(4);
+    expect(together[2]).to.match(/^refused: .*funds/i);
+    expect(together[4]).to.match(/^refused: /);
+  });
+
   it("keeps answering for old blocks with EDR's state cache bounded", async () => {
     // The cache is bounded (edr.ts) so that a long day's memory stays flat; a state older than it
     // is rebuilt from EDR's per-block diffs, with the same answer.
