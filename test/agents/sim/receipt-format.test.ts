@@ -4,6 +4,7 @@ import { createSimChainProvider } from "../../../agents/sim/edr";
 import { logParamsOf, receiptParamsOf } from "../../../agents/sim/receipt-format";
 import { DEFAULT_SIM_CHAIN, type Eip1193 } from "../../../agents/sim/sim-node";
 import { EnergyMarket__factory } from "../../../typechain-types";
+import { signForSimChain } from "../../fixtures/sim";
 
 const MARKET = EnergyMarket__factory.createInterface();
 const network = Network.from(DEFAULT_SIM_CHAIN.chainId);
@@ -25,17 +26,7 @@ async function chainWithReceipts(): Promise<{ eip: Eip1193; hashes: string[]; ma
   const dso = Wallet.fromPhrase(DEFAULT_SIM_CHAIN.mnemonic);
   const home = new Wallet(`0x${"42".repeat(32)}`);
   const sign = (w: Wallet, nonce: number, to: string | null, data: string, value = 0n) =>
-    w.signTransaction({
-      type: 2,
-      chainId: DEFAULT_SIM_CHAIN.chainId,
-      nonce,
-      to,
-      data,
-      value,
-      gasLimit: 5_000_000n,
-      maxFeePerGas: 10n ** 11n,
-      maxPriorityFeePerGas: 10n ** 9n,
-    });
+    signForSimChain(w, { nonce, to, data, value, gasLimit: 5_000_000n });
   const send = async (raw: string) => {
     const h = (await eip.request({ method: "eth_sendRawTransaction", params: [raw] })) as string;
     await eip.request({ method: "evm_mine", params: [] });

@@ -10,6 +10,7 @@ import { Link, SimChain, SimProvider } from "../../../agents/sim/sim-chain";
 import { DEFAULT_SIM_CHAIN, SimNode } from "../../../agents/sim/sim-node";
 import { createRng } from "../../../common/rng";
 import { EnergyMarket__factory } from "../../../typechain-types";
+import { signForSimChain } from "../../fixtures/sim";
 
 /** A fresh simulated chain (EDR) and its node on a new clock. */
 async function freshSimNode() {
@@ -178,16 +179,7 @@ describe("simulated chain", () => {
     const [a, b, c] = [1, 2, 3].map((i) => new Wallet(`0x${String(i).padStart(64, "0")}`)) as [Wallet, Wallet, Wallet];
     const unfunded = new Wallet(`0x${"77".repeat(32)}`);
     const sign = (w: Wallet, nonce: number, to: string, value: bigint) =>
-      w.signTransaction({
-        type: 2,
-        chainId: DEFAULT_SIM_CHAIN.chainId,
-        nonce,
-        to,
-        value,
-        gasLimit: 21_000n,
-        maxFeePerGas: 10n ** 11n,
-        maxPriorityFeePerGas: 10n ** 9n,
-      });
+      signForSimChain(w, { nonce, to, value, gasLimit: 21_000n });
     const funding = await Promise.all([a, b, c].map((w, i) => sign(dev, i, w.address, 10n ** 18n)));
     const sends = [
       await sign(a, 0, dev.address, 1n),
