@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as v8 from "node:v8";
 import { Wallet } from "ethers";
 import { AccountBook } from "../agents/account-book";
 import { SerialNonceSigner } from "../agents/chain-live";
@@ -112,10 +113,13 @@ export interface SimSummary extends LiveSummary {
     rpcCallsByMethod: Record<string, { calls: number; wallMs: number }>;
     messages: number;
     /**
-     * Wall seconds since trading began, and transactions mined, when the clock entered each
-     * simulated interval (the lead interval first): where a long run's time goes, by time of day.
+     * When the clock entered each simulated interval (the lead interval first): wall seconds since
+     * trading began, transactions mined, wall seconds the chain had spent answering calls since
+     * trading began (the rest is the agents' own work and the simulation's, less what overlapped),
+     * and the JavaScript heap in use. Where a
+     * long run's time goes, by time of day, and whether the chain or the agents grow slower.
      */
-    wallByInterval: { interval: number; wallS: number; transactions: number }[];
+    wallByInterval: { interval: number; wallS: number; transactions: number; chainS: number; heapMB: number }[];
   };
   /** The anvil process's own CPU time and peak memory (chain "anvil" only; EDR's are this process's). */
   chainProcess?: { pid: number; cpuS: number; peakRssMB: number };
@@ -412,16 +416,21 @@ async function simulate(
   );
   let lastProgress = 0;
   const wallByInterval: SimSummary["throughput"]["wallByInterval"] = [];
+  const chainMsOf = (stats: SimNode["stats"]) => Object.values(stats.callsByMethod).reduce((t, c) => t + c.wallMs, 0);
+  const chainMsAtStart = chainMsOf(node.stats);
   let intervalNow = Number.NEGATIVE_INFINITY;
   const progress = () => {
     const wall = Date.now();
     const k = Math.floor((clock.now() - startAtMs) / intervalMs);
     if (k > intervalNow && k >= 0) {
       intervalNow = k;
+      const stats = node.stats;
       wallByInterval.push({
         interval: scenario.firstInterval - lead + k,
         wallS: (wall - setupDoneWall) / 1000,
-        transactions: node.stats.transactions,
+        transactions: stats.transactions,
+        chainS: Number(((chainMsOf(stats) - chainMsAtStart) / 1000).toFixed(3)),
+        heapMB: Math.round(v8.getHeapStatistics().used_heap_size / 2 ** 20),
       });
     }
     if (!opts.onProgress || wall - lastProgress < 250) return;

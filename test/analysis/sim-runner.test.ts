@@ -68,6 +68,9 @@ describe("simulated mode (petra sim)", function () {
       expect(entered[i]?.interval).to.equal((entered[i - 1]?.interval as number) + 1);
       expect(entered[i]?.wallS).to.be.at.least(entered[i - 1]?.wallS as number);
       expect(entered[i]?.transactions).to.be.at.least(entered[i - 1]?.transactions as number);
+      expect(entered[i]?.chainS).to.be.at.least(entered[i - 1]?.chainS as number);
+      expect(entered[i]?.chainS).to.be.at.most(entered[i]?.wallS as number);
+      expect(entered[i]?.heapMB).to.be.greaterThan(0);
     }
     expect(entered.at(-1)?.wallS).to.be.at.most(s.wall.tradingS);
     expect(entered.at(-1)?.transactions).to.be.at.most(s.transactions.total);
