@@ -229,7 +229,7 @@ async function main(): Promise<void> {
       ),
       intervalChainS: splitByInterval(
         result.throughput.wallByInterval.map((e) => e.chainS),
-        chainSOf(result.throughput.rpcCallsByMethod),
+        result.throughput.tradingChainS,
       ),
       intervalHeapMB: result.throughput.wallByInterval.map((e) => e.heapMB),
       extrapolatedWallS96: Number((perInterval * 96 + result.wall.setupS + result.wall.outputS).toFixed(0)),
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, crypto: cryptoBackend },
     measuredAt: new Date().toISOString(),
     goals: { marketTxPerWallS: 500, wallS1000x96: 900 },
-    note: "peakRssMB is the process's peak so far (runs go in order; anvil's runs first); chainProcessCpuS and chainProcessPeakRssMB are anvil's own. windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. threadCpuS: CPU seconds of this process's main thread, EDR's threads and the rest (GC helpers). gcPauses: the main thread's GC pauses in ms (minor, major, incremental) and their count. intervalWallS: wall seconds per simulated interval, the lead interval first, the last until trading ended (the deposits after it included); intervalChainS: of which the chain spent answering calls (the last also has the setup's calls); intervalHeapMB: the JavaScript heap in use when each interval began. timeShares is null for runs too long to profile. loadAverage1m: the machine is shared, timings scale with it",
+    note: "peakRssMB is the process's peak so far (runs go in order; anvil's runs first); chainProcessCpuS and chainProcessPeakRssMB are anvil's own. windowStart 10:00: daytime intervals, which trade; extrapolatedWallS96 scales them to a whole day, so it overestimates (night intervals trade nothing). rpcCallsByMethod.wallMs is the wall time the in-process chain took per JSON-RPC method. threadCpuS: CPU seconds of this process's main thread, EDR's threads and the rest (GC helpers). gcPauses: the main thread's GC pauses in ms (minor, major, incremental) and their count. intervalWallS: wall seconds per simulated interval, the lead interval first, the last until trading ended (the deposits after it included); intervalChainS: of which the chain spent answering calls; intervalHeapMB: the JavaScript heap in use when each interval began. timeShares is null for runs too long to profile. loadAverage1m: the machine is shared, timings scale with it",
     results,
   };
   fs.writeFileSync(path.join(__dirname, "..", "bench", "sim.json"), `${JSON.stringify(out, null, 2)}\n`);
@@ -287,9 +287,4 @@ main().then(
  */
 function splitByInterval(totals: readonly number[], end: number): number[] {
   return totals.map((t, i) => Number(((totals[i + 1] ?? end) - t).toFixed(2)));
-}
-
-/** Wall seconds the chain spent answering calls over a whole run (its setup included). */
-function chainSOf(byMethod: Record<string, { wallMs: number }>): number {
-  return Object.values(byMethod).reduce((t, c) => t + c.wallMs, 0) / 1000;
 }

@@ -112,6 +112,8 @@ export interface SimSummary extends LiveSummary {
     rpcCalls: number;
     rpcCallsByMethod: Record<string, { calls: number; wallMs: number }>;
     messages: number;
+    /** Wall seconds the chain spent answering calls while trading (wall.tradingS's share). */
+    tradingChainS: number;
     /**
      * When the clock entered each simulated interval (the lead interval first): wall seconds since
      * trading began, transactions mined, wall seconds the chain had spent answering calls since
@@ -416,20 +418,19 @@ async function simulate(
   );
   let lastProgress = 0;
   const wallByInterval: SimSummary["throughput"]["wallByInterval"] = [];
-  const chainMsOf = (stats: SimNode["stats"]) => Object.values(stats.callsByMethod).reduce((t, c) => t + c.wallMs, 0);
-  const chainMsAtStart = chainMsOf(node.stats);
+  const chainMsAtStart = node.chainWallMs;
+  const chainSinceStartS = () => Number(((node.chainWallMs - chainMsAtStart) / 1000).toFixed(3));
   let intervalNow = Number.NEGATIVE_INFINITY;
   const progress = () => {
     const wall = Date.now();
     const k = Math.floor((clock.now() - startAtMs) / intervalMs);
     if (k > intervalNow && k >= 0) {
       intervalNow = k;
-      const stats = node.stats;
       wallByInterval.push({
         interval: scenario.firstInterval - lead + k,
         wallS: (wall - setupDoneWall) / 1000,
-        transactions: stats.transactions,
-        chainS: Number(((chainMsOf(stats) - chainMsAtStart) / 1000).toFixed(3)),
+        transactions: node.stats.transactions,
+        chainS: chainSinceStartS(),
         heapMB: Math.round(v8.getHeapStatistics().used_heap_size / 2 ** 20),
       });
     }
@@ -463,6 +464,7 @@ async function simulate(
   book.close();
   fs.closeSync(recordsFd);
   const tradingDoneWall = Date.now();
+  const tradingChainS = chainSinceStartS();
   opts.onProgress?.({
     fraction: 1,
     simulatedMs: clock.now(),
@@ -543,6 +545,7 @@ async function simulate(
       rpcCalls: node.stats.calls,
       rpcCallsByMethod: node.stats.callsByMethod,
       messages: sockets.messagesDelivered,
+      tradingChainS,
       wallByInterval,
     },
   };

@@ -212,6 +212,13 @@ export class SimNode {
     return { calls: this.#calls, callsByMethod: Object.fromEntries(byMethod), transactions: this.#txs };
   }
 
+  /** Wall time the chain has taken answering calls so far, ms (the sum over stats.callsByMethod, unrounded). */
+  get chainWallMs(): number {
+    let ms = 0;
+    for (const c of this.#callsByMethod.values()) ms += c.wallMs;
+    return ms;
+  }
+
   /**
    * Queues a call. With `answerAtMs`, the clock may run events before that simulated time while
    * the chain works on it (the caller delivers the answer then); without, the clock waits for it.
@@ -222,12 +229,7 @@ export class SimNode {
 
   #request(method: string, params: unknown[], toChain: boolean, answerAtMs?: number): Promise<unknown> {
     this.#calls++;
-    if (
-      method === "eth_sendRawTransaction" &&
-      this.#provider.requestBatch !== undefined &&
-      typeof params[0] === "string" &&
-      /^0x[0-9a-fA-F]+$/.test(params[0])
-    ) {
+    if (method === "eth_sendRawTransaction" && typeof params[0] === "string" && /^0x[0-9a-fA-F]+$/.test(params[0])) {
       const bytes = params[0];
       return this.#push({ raw: { bytes, hash: txHashOf(bytes) } }, answerAtMs);
     }
@@ -246,10 +248,7 @@ export class SimNode {
       timed.calls++;
       const t0 = performance.now();
       try {
-        const out = await this.#provider.request({ method, params });
-        if (method === "eth_sendRawTransaction" && typeof out === "string" && typeof params[0] === "string")
-          this.#sentRaw.set(out.toLowerCase(), params[0]);
-        return out;
+        return await this.#provider.request({ method, params });
       } finally {
         timed.wallMs += performance.now() - t0;
       }
@@ -307,7 +306,9 @@ export class SimNode {
   #takeRawBatch(): Job[] {
     const batch: Job[] = [];
     const hashes = new Set<string>();
-    for (let job = this.#jobs[0]; job?.raw !== undefined && batch.length < MAX_RAW_BATCH; job = this.#jobs[0]) {
+    // A chain without batches (anvil) takes them one call each.
+    const most = this.#provider.requestBatch === undefined ? 1 : MAX_RAW_BATCH;
+    for (let job = this.#jobs[0]; job?.raw !== undefined && batch.length < most; job = this.#jobs[0]) {
       const h = job.raw.hash;
       const seen = hashes.has(h) || this.#sentRaw.has(h) || this.#mined.has(h);
       if (seen && batch.length > 0) break;

@@ -73,6 +73,8 @@ describe("simulated mode (petra sim)", function () {
       expect(entered[i]?.heapMB).to.be.greaterThan(0);
     }
     expect(entered.at(-1)?.wallS).to.be.at.most(s.wall.tradingS);
+    expect(entered.at(-1)?.chainS).to.be.at.most(s.throughput.tradingChainS);
+    expect(s.throughput.tradingChainS).to.be.at.most(s.wall.tradingS);
     expect(entered.at(-1)?.transactions).to.be.at.most(s.transactions.total);
   });
 
