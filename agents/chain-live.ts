@@ -98,7 +98,7 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
   #wallet: Wallet | undefined;
   readonly #opts: SerialNonceSignerOptions;
   #nextNonce: number | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(privateKey: string, provider: JsonRpcProvider, opts: SerialNonceSignerOptions = {}) {
     super(provider);
@@ -215,7 +215,12 @@ export class SerialNonceSigner extends AbstractSigner<JsonRpcProvider> {
       }
     };
     const result = this.#queue.then(run, run);
-    this.#queue = result.catch(() => undefined);
+    // The queue only orders sends; holding the last response would keep every pseudonym's last
+    // transaction (its signature alone ~5 KB of ethers' hex ropes) for as long as its signer lives.
+    this.#queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
     return result;
   }
 }

@@ -161,6 +161,8 @@ function parseMarketLog(log: ChainLog): MarketEvent | undefined {
 export class Prosumer {
   readonly #o: ProsumerOptions;
   readonly #mine = new Set<string>();
+  /** Each pseudonym's place in #mine (the order it was first used in). */
+  readonly #mineOrder = new Map<string, number>();
   /**
    * The market from the logs, as this household needs it: a view of its own (agents/market-view.ts)
    * or on the book the process's households share (agents/market-book.ts).
@@ -188,6 +190,7 @@ export class Prosumer {
   readonly #busyMoney = new Map<string, number>();
   /** zk mode: pseudonyms whose money went back as notes (what is left on them is change). */
   readonly #movedBack = new Set<string>();
+  /** Money promised by accepts in flight, per address; an address with none has no entry. */
   readonly #committed = new Map<string, bigint>();
   /** Failed accepts in a row, per buying asset (only with raceBackoff). */
   readonly #losses = new Map<bigint, number>();
@@ -302,6 +305,7 @@ export class Prosumer {
     if (netW === 0) return;
     const p = o.wallet.next(k);
     if (!this.#mine.has(p.address)) {
+      this.#mineOrder.set(p.address, this.#mine.size);
       this.#mine.add(p.address);
       o.record({ kind: "pseudonym", atMs: o.clock.now(), interval: k, index: p.index, address: p.address });
     }
@@ -465,9 +469,9 @@ export class Prosumer {
         );
       }
     }
-    for (const address of this.#mine) {
+    for (const address of this.#moneyHolders()) {
       const balance = this.#state.balances.get(address) ?? 0n;
-      if (balance <= 0n || this.#busyMoney.has(address) || !this.#retired(address)) continue;
+      if (this.#busyMoney.has(address) || !this.#retired(address)) continue;
       if (this.#o.moneyBack) {
         if (!this.#movedBack.has(address)) this.#moneyBack(address);
         continue;
@@ -505,10 +509,31 @@ export class Prosumer {
       const a = this.#state.assets.get(id);
       if (a && this.#mine.has(a.owner)) return false;
     }
-    for (const address of this.#mine) {
-      if ((this.#state.balances.get(address) ?? 0n) > 0n && !this.#movedBack.has(address)) return false;
-    }
+    for (const address of this.#moneyHolders()) if (!this.#movedBack.has(address)) return false;
     return true;
+  }
+
+  /**
+   * The household's addresses that hold money, in the order they were first used. Read off the
+   * view's balances when those are fewer than the pseudonyms: a day's household has used ~100
+   * pseudonyms, nearly all emptied, and this runs on every block it sees.
+   */
+  #moneyHolders(): string[] {
+    const balances = this.#state.balances;
+    const holders: string[] = [];
+    if (balances.size >= this.#mine.size) {
+      for (const address of this.#mine) if ((balances.get(address) ?? 0n) > 0n) holders.push(address);
+      return holders;
+    }
+    for (const [address, balance] of balances) if (balance > 0n && this.#mine.has(address)) holders.push(address);
+    const order = this.#mineOrder;
+    return holders.sort((x, y) => (order.get(x) as number) - (order.get(y) as number));
+  }
+
+  #commit(address: string, micro: bigint): void {
+    const total = (this.#committed.get(address) ?? 0n) + micro;
+    if (total === 0n) this.#committed.delete(address);
+    else this.#committed.set(address, total);
   }
 
   #execute(a: StrategyAction): void {
@@ -526,8 +551,8 @@ export class Prosumer {
       case "accept": {
         // #send marks the asset; the offer is held too, so no other asset tries it meanwhile.
         this.#busyOffers.set(a.offerID, NOT_YET);
-        this.#committed.set(a.from, (this.#committed.get(a.from) ?? 0n) + a.paymentMicro);
-        const uncommit = () => this.#committed.set(a.from, (this.#committed.get(a.from) ?? 0n) - a.paymentMicro);
+        this.#commit(a.from, a.paymentMicro);
+        const uncommit = () => this.#commit(a.from, -a.paymentMicro);
         this.#send(
           "accept",
           a.from,
@@ -569,7 +594,7 @@ export class Prosumer {
   #signerFor(address: string): Signer {
     let s = this.#signers.get(address);
     if (!s) {
-      const p = this.#o.wallet.used().find((x) => x.address === address);
+      const p = this.#o.wallet.find(address);
       if (!p) throw new Error(`no key for ${address}: not a pseudonym of ${this.#o.householdId}`);
       s = this.#o.chain.signer(p.privateKey);
       this.#signers.set(address, s);

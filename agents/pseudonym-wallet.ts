@@ -52,6 +52,7 @@ export class PseudonymWallet {
   readonly #policy: RotationPolicy;
   readonly #rng: Rng;
   readonly #byIndex = new Map<number, Pseudonym>();
+  readonly #byAddress = new Map<string, Pseudonym>();
   readonly #byInterval = new Map<number, number>();
   #nextFresh = 0;
 
@@ -118,8 +119,14 @@ export class PseudonymWallet {
       this.#pseudonymAccount ??= deriveKeyPath(this.#root, PSEUDONYM_ACCOUNT_PATH);
       p = { index, ...deriveChildKey(this.#pseudonymAccount, index) };
       this.#byIndex.set(index, p);
+      this.#byAddress.set(p.address, p);
     }
     return p;
+  }
+
+  /** The pseudonym handed out with `address`, if any. */
+  find(address: string): Pseudonym | undefined {
+    return this.#byAddress.get(address);
   }
 
   /** Every pseudonym handed out so far, by index: the household's part of the ground truth. */

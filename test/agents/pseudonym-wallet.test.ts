@@ -107,6 +107,14 @@ describe("PseudonymWallet # rotation", () => {
     expect(new Set(addressesFor(w, intervals)).size).to.equal(intervals.length);
   });
 
+  it("finds a handed-out pseudonym by its address, and nothing for any other address", () => {
+    const w = wallet({ kind: "per-offer" });
+    addressesFor(w, intervals);
+    for (const p of w.used()) expect(w.find(p.address)).to.equal(p);
+    expect(w.find(w.main().address)).to.equal(undefined);
+    expect(w.find(wallet({ kind: "per-offer" }, { householdId: "f1-h2-c9" }).at(0).address)).to.equal(undefined);
+  });
+
   it("pool: only pool members, chosen by the seeded rng, reproducibly", () => {
     const draws = Array.from({ length: 200 }, (_, i) => 57 + (i % 14));
     const w = wallet({ kind: "pool", poolSize: 4 });
