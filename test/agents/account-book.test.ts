@@ -7,6 +7,7 @@ import { checkWithdrawal } from "../../agents/dso-policy";
 import { HouseholdRegistry } from "../../agents/household-registry";
 import { isError } from "../../common/errors";
 import { testGrid } from "../fixtures/dso";
+import { expectExactly } from "../fixtures/exactly";
 
 const MARKET = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const ANON = "0x00000000000000000000000000000000000000a1";
@@ -206,7 +207,7 @@ describe("AccountBook", () => {
       3,
     );
     expect(book.asset("0")?.status).to.equal("retired");
-    expect(book.asset("1")).to.deep.equal({ owner: ANON, status: "deposited" });
+    expectExactly(book.asset("1"), { owner: ANON, status: "deposited" });
     expect(book.energyDeposits("h1").map((d) => [d.assetId, d.powerW])).to.deep.equal([["1", "500"]]);
     book.close();
   });

@@ -11,6 +11,7 @@ import {
   ZERO_ADDRESS,
 } from "../../attacks/market-replay";
 import { createRng, type Rng } from "../../common/rng";
+import { expectExactly } from "../fixtures/exactly";
 
 interface Log {
   blockNumber: number;
@@ -361,7 +362,7 @@ describe("SharedMarketBook # each household's view on one book reads what a view
     // The household adopted BUYER before the mint to it was mined, but its view has not applied a log since.
     mine.add(BUYER);
     expect(view.apply(b2, decode).map((e) => e.name)).to.deep.equal(["AssetAdded", "FinancialAdded"]);
-    expect(view.state.assets.get(2n)).to.deep.equal({ owner: BUYER, powerW: -100n, start: 1n, end: 1n, locked: false });
+    expectExactly(view.state.assets.get(2n), { owner: BUYER, powerW: -100n, start: 1n, end: 1n, locked: false });
     expect(view.state.balances.get(BUYER)).to.equal(500n);
     expect(book.size.orphans).to.equal(0);
   });

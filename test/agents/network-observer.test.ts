@@ -17,6 +17,7 @@ import { DirectTransport, loopbackAddressFor } from "../../agents/transport-dire
 import { parseObserverLog } from "../../attacks/dataset";
 import { networkObserver } from "../../attacks/heuristic-network";
 import { RelayerClient } from "../../mixer/relayer-client";
+import { expectExactly } from "../fixtures/exactly";
 
 describe("NetworkObserver", () => {
   let rpc: Server;
@@ -83,7 +84,7 @@ describe("NetworkObserver", () => {
         const bodies = [...reader.push(bytes.subarray(0, 50)), ...reader.push(bytes.subarray(50))];
         expect(bodies).to.have.length(2);
         const txs = submittedTransactions(bodies[0] as string);
-        expect(txs).to.deep.equal([{ txHash: Transaction.from(raw).hash, txFrom: wallet.address }]);
+        expectExactly(txs, [{ txHash: Transaction.from(raw).hash, txFrom: wallet.address }]);
         expect(submittedTransactions('{"method":"eth_blockNumber","params":[]}')).to.deep.equal([]);
         expect(submittedTransactions("not json")).to.deep.equal([]);
       });
@@ -142,12 +143,15 @@ describe("NetworkObserver", () => {
     }
     const records = readObserverLog(readFileSync(log, "utf8"));
     const txs = records.filter((r) => r.kind === "transaction");
-    expect(txs.map((r) => [r.observer, r.sourceAddress, r.txFrom, r.txHash])).to.deep.equal([
-      ["relayer", "127.0.0.2", pseudonyms[0], `0x${"01".repeat(32)}`],
-      ["relayer", "127.0.0.2", pseudonyms[0], `0x${"02".repeat(32)}`],
-      ["relayer", "127.0.0.2", pseudonyms[1], `0x${"03".repeat(32)}`],
-      ["relayer", "127.0.0.3", pseudonyms[2], `0x${"04".repeat(32)}`],
-    ]);
+    expectExactly(
+      txs.map((r) => [r.observer, r.sourceAddress, r.txFrom, r.txHash]),
+      [
+        ["relayer", "127.0.0.2", pseudonyms[0], `0x${"01".repeat(32)}`],
+        ["relayer", "127.0.0.2", pseudonyms[0], `0x${"02".repeat(32)}`],
+        ["relayer", "127.0.0.2", pseudonyms[1], `0x${"03".repeat(32)}`],
+        ["relayer", "127.0.0.3", pseudonyms[2], `0x${"04".repeat(32)}`],
+      ],
+    );
     expect(records.filter((r) => r.kind === "connection").map((r) => r.sourceAddress)).to.have.members([
       "127.0.0.2",
       "127.0.0.3",

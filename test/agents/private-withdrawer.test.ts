@@ -24,6 +24,7 @@ import { proveMixerWithdrawal, RelayerClient } from "../../mixer/relayer-client"
 import { syncMixerTree } from "../../mixer/tree-sync";
 import { type EnergyMarket, type Mixer, Mixer__factory } from "../../typechain-types";
 import { hardhatPrivateKey, testGrid, testKey } from "../fixtures/dso";
+import { expectExactly } from "../fixtures/exactly";
 import { counterBytes } from "../fixtures/zk";
 
 const hre = require("hardhat");
@@ -256,7 +257,7 @@ describe("agents/private-withdrawer", () => {
     expect(await market.financialBalance(pseudonym.address)).to.equal(9970n);
     const back = await withdrawer.depositBack(pseudonym);
     const { lastDepositBlock, ...outcome } = back;
-    expect(outcome).to.deep.equal({ pseudonym: pseudonym.address, amount: 9000n, notes: 9, change: 970n, refused: [] });
+    expectExactly(outcome, { pseudonym: pseudonym.address, amount: 9000n, notes: 9, change: 970n, refused: [] });
     // The block the prosumer waits to replay before it reads the balance again.
     const logs = await market.queryFilter(market.filters.FinancialDeposited(pseudonym.address));
     expect(lastDepositBlock).to.equal(logs.at(-1)?.blockNumber);
@@ -344,7 +345,10 @@ describe("agents/private-withdrawer", () => {
     // redemptions name no pseudonym.
     const rows = desk.records();
     const claim = rows.filter((r) => r.kind === "deposit-back");
-    expect(claim.map((r) => [r.householdId, r.amount])).to.deep.equal([[pseudonym.address.toLowerCase(), 9000]]);
+    expectExactly(
+      claim.map((r) => [r.householdId, r.amount]),
+      [[pseudonym.address.toLowerCase(), 9000]],
+    );
     const redemptions = rows.filter((r) => r.kind === "redemption");
     expect(redemptions.length).to.equal(9);
     expect(new Set(redemptions.map((r) => r.householdId))).to.deep.equal(new Set(["h1"]));

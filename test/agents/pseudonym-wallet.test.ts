@@ -9,6 +9,7 @@ import {
 } from "../../agents/pseudonym-wallet";
 import { isError } from "../../common/errors";
 import { createRng } from "../../common/rng";
+import { expectExactly } from "../fixtures/exactly";
 
 function wallet(policy: RotationPolicy, opts: { runSeed?: number; householdId?: string; rngSeed?: number } = {}) {
   return new PseudonymWallet({
@@ -49,7 +50,7 @@ describe("PseudonymWallet # derivation", () => {
     const parent = HDNodeWallet.fromSeed(sha256(toUtf8Bytes("petra-lab/test"))).derivePath("m/44'/60'/1'/0");
     for (const i of [0, 1, 2, 17, 1000, 2 ** 31 - 1]) {
       const node = parent.deriveChild(i);
-      expect(deriveChildKey(parent, i)).to.deep.equal({ address: node.address, privateKey: node.privateKey });
+      expectExactly(deriveChildKey(parent, i), { address: node.address, privateKey: node.privateKey });
     }
     expect(() => deriveChildKey(parent, 2 ** 31)).to.throw(/index/);
   });
@@ -122,7 +123,7 @@ describe("PseudonymWallet # rotation", () => {
     const pool = new Set([0, 1, 2, 3].map((i) => w.at(i).address));
     for (const x of a) expect(pool.has(x)).to.equal(true);
     expect(new Set(a).size).to.equal(4);
-    expect(addressesFor(wallet({ kind: "pool", poolSize: 4 }), draws)).to.deep.equal(a);
+    expectExactly(addressesFor(wallet({ kind: "pool", poolSize: 4 }), draws), a);
     expect(addressesFor(wallet({ kind: "pool", poolSize: 4 }, { rngSeed: 2 }), draws)).to.not.deep.equal(a);
   });
 

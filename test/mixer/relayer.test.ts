@@ -15,6 +15,7 @@ import type {
   RelayResult,
 } from "../../mixer/relayer-protocol";
 import { hardhatPrivateKey } from "../fixtures/dso";
+import { expectExactly } from "../fixtures/exactly";
 import { counterBytes } from "../fixtures/zk";
 import { deployZkMarketFixture, type ZkMarketFixture } from "../fixtures/zk-market";
 
@@ -84,8 +85,8 @@ describe("mixer/relayer", () => {
     expect(new URL(client.url).hostname).to.equal("127.0.0.1");
     const s = await client.status();
     expect(s.relayer).to.equal(relayer.address);
-    expect(s.pools).to.deep.equal([{ address: pool, denomination: f.denomination.toString() }]);
-    expect(s.vaults).to.deep.equal([{ address: vault, direction: -1 }]);
+    expectExactly(s.pools, [{ address: pool, denomination: f.denomination.toString() }]);
+    expectExactly(s.vaults, [{ address: vault, direction: -1 }]);
     expect(s.fees).to.deep.equal({ mixer: "10", allowance: "10", gasDrop: "10" });
     expect(s.chainId).to.equal("31337");
   });
