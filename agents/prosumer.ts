@@ -515,17 +515,13 @@ export class Prosumer {
 
   /**
    * The household's addresses that hold money, in the order they were first used. Read off the
-   * view's balances when those are fewer than the pseudonyms: a day's household has used ~100
-   * pseudonyms, nearly all emptied, and this runs on every block it sees.
+   * view's balances (views keep non-zero ones only), not the pseudonyms: a day's household has
+   * used ~100 pseudonyms, nearly all emptied, and this runs on every block it sees.
    */
   #moneyHolders(): string[] {
-    const balances = this.#state.balances;
     const holders: string[] = [];
-    if (balances.size >= this.#mine.size) {
-      for (const address of this.#mine) if ((balances.get(address) ?? 0n) > 0n) holders.push(address);
-      return holders;
-    }
-    for (const [address, balance] of balances) if (balance > 0n && this.#mine.has(address)) holders.push(address);
+    for (const [address, balance] of this.#state.balances)
+      if (balance > 0n && this.#mine.has(address)) holders.push(address);
     const order = this.#mineOrder;
     return holders.sort((x, y) => (order.get(x) as number) - (order.get(y) as number));
   }
